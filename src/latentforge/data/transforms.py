@@ -1,0 +1,48 @@
+"""Resize/crop and channel conversion in torch (no torchvision): uint8 HWC arrays in, uint8 CHW tensors out."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def to_square(img: torch.Tensor) -> torch.Tensor:
+    """Centre-crop a (..., H, W) tensor to its shorter side."""
+    h, w = img.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return img[..., top:top + s, left:left + s]
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> centre-cropped (N, C, size, size) uint8; antialiased when shrinking."""
+    images = to_square(images)
+    if images.shape[-1] == size:
+        return images.contiguous()
+    x = images.float()
+    shrinking = images.shape[-1] > size
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def hwc_to_chw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) with C in {1, 3} -> `channels` (ITU-R 601 luma for RGB -> gray)."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
+def composite_alpha(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Blend an (H, W, 4) or (N, H, W, 4) uint8 image onto a solid background -> RGB uint8."""
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    bg = np.asarray(background, dtype=np.float32)
+    out = rgba[..., :3].astype(np.float32) * a + bg * (1.0 - a)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)

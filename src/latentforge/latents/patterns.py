@@ -1,0 +1,147 @@
+"""Per-example dropout patterns for Deciphering Autoencoders, derived from (seed, index) by a counter-based hash.
+
+The reference implementation stores every mask in an .npz (O(N) memory). Here the pattern of example i is a pure
+function of (seed, i, level, channel): a splitmix64 hash turned into a uniform number per channel. k-hot masks keep
+the k channels with the smallest numbers, Bernoulli masks keep channels whose number is below p. No table, any
+dataset size, and the same patterns on every machine and torch version (numpy uint64 arithmetic wraps by definition).
+
+Fresh patterns for sampling use indices from a disjoint range (the "fresh" stream), so they come from the same
+distribution but never coincide with a training example's pattern by construction of the index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+# Fresh (sampling) patterns hash indices offset by 2**62 so they cannot collide with a training index.
+FRESH_OFFSET = 1 << 62
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + _GOLDEN
+        x = (x ^ (x >> np.uint64(30))) * _M1
+        x = (x ^ (x >> np.uint64(27))) * _M2
+        return x ^ (x >> np.uint64(31))
+
+
+def hash_uniform(seed: int, index: np.ndarray, stream: int, width: int) -> np.ndarray:
+    """Uniform numbers in [0, 1), shape (len(index), width), a pure function of (seed, index, stream, column)."""
+    index = np.asarray(index, dtype=np.uint64).reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * _M1 + np.uint64(stream) * _M2)
+        row = _splitmix64(index ^ key)
+        cols = np.arange(width, dtype=np.uint64).reshape(1, -1)
+        h = _splitmix64(row + cols * _GOLDEN)
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """The rule that defines the pattern distribution: all that sampling needs to know."""
+
+    channels: tuple[int, ...]
+    kind: Literal["khot", "bernoulli"] = "khot"
+    active: tuple[int, ...] = (1, 4, 16)  # k-hot: channels kept per level
+    keep_prob: tuple[float, ...] = (0.5,)  # Bernoulli: keep probability per level (one value broadcasts)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind == "khot":
+            if len(self.active) != len(self.channels):
+                raise ValueError(f"mask active counts {self.active} must have one entry per masked level {self.channels}")
+            for k, c in zip(self.active, self.channels):
+                if not 1 <= k <= c:
+                    raise ValueError(f"k-hot mask keeps {k} of {c} channels: need 1 <= k <= channels")
+        elif self.kind == "bernoulli":
+            if len(self.keep_prob) not in (1, len(self.channels)):
+                raise ValueError("mask keep_prob needs one value or one per masked level")
+            if not all(0.0 < p < 1.0 for p in self.keep_prob):
+                raise ValueError("mask keep_prob values must lie in (0, 1)")
+        else:
+            raise ValueError(f"unknown mask kind {self.kind!r}: use 'khot' or 'bernoulli'")
+
+    def level_prob(self, level: int) -> float:
+        return self.keep_prob[0] if len(self.keep_prob) == 1 else self.keep_prob[level]
+
+
+class DropoutPatterns:
+    """Masks for training examples (by index) and fresh masks for sampling (by a sample counter).
+
+    With `clusters` (one int per training example, values in [0, n_clusters)), the single active first-level
+    channel is restricted to the block of channels of that example's cluster, as in the reference's k-means
+    variant; fresh patterns then draw the cluster with the training frequency.
+    """
+
+    def __init__(self, spec: PatternSpec, clusters: np.ndarray | None = None, n_clusters: int = 0):
+        self.spec = spec
+        self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
+        self.n_clusters = n_clusters
+        if self.clusters is not None:
+            if spec.kind != "khot":
+                raise ValueError("clustered patterns need k-hot masks")
+            if spec.channels[0] % n_clusters:
+                raise ValueError(f"{spec.channels[0]} first-level channels do not split into {n_clusters} clusters")
+            if spec.active[0] > spec.channels[0] // n_clusters:
+                raise ValueError("first-level active count exceeds the channels of one cluster block")
+            freq = np.bincount(self.clusters, minlength=n_clusters).astype(np.float64)
+            self._cluster_cdf = np.cumsum(freq / freq.sum())
+
+    def _masks(self, index: np.ndarray, clusters: np.ndarray | None) -> list[torch.Tensor]:
+        spec, out = self.spec, []
+        for level, width in enumerate(spec.channels):
+            if level == 0 and clusters is not None:
+                block = width // self.n_clusters
+                u = hash_uniform(spec.seed, index, level, block)
+                local = _khot(u, spec.active[0])
+                m = np.zeros((len(index), width), dtype=np.float32)
+                rows = np.arange(len(index))[:, None]
+                m[rows, clusters[:, None] * block + np.arange(block)[None, :]] = local
+            else:
+                u = hash_uniform(spec.seed, index, level, width)
+                m = _khot(u, spec.active[level]) if spec.kind == "khot" else (u < spec.level_prob(level)).astype(np.float32)
+            out.append(torch.from_numpy(m))
+        return out
+
+    def for_examples(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        """The fixed pattern of each training example: one (B, C_level) float 0/1 tensor per level."""
+        index = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64)
+        if (index < 0).any() or index.max(initial=0) >= FRESH_OFFSET:
+            raise ValueError("example indices must lie in [0, 2**62)")
+        clusters = None if self.clusters is None else self.clusters[index]
+        return self._masks(index, clusters)
+
+    def fresh(self, counter: Sequence[int] | np.ndarray) -> list[torch.Tensor]:
+        """New patterns from the training distribution; `counter` numbers the samples so they are reproducible."""
+        counter = np.asarray(counter, dtype=np.int64) + FRESH_OFFSET
+        clusters = None
+        if self.clusters is not None:
+            u = hash_uniform(self.spec.seed, counter, 10_000, 1)[:, 0]
+            clusters = np.searchsorted(self._cluster_cdf, u, side="right").clip(max=self.n_clusters - 1)
+        return self._masks(counter, clusters)
+
+
+def _khot(u: np.ndarray, k: int) -> np.ndarray:
+    idx = np.argpartition(u, k - 1, axis=1)[:, :k]
+    m = np.zeros(u.shape, dtype=np.float32)
+    np.put_along_axis(m, idx, 1.0, axis=1)
+    return m
+
+
+def kmeans_clusters(images: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """Cluster ids for the reference's clustered patterns: standardise, PCA to 95% variance, k-means."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    if len(flat) < n_clusters:
+        raise ValueError(f"{len(flat)} images cannot form {n_clusters} clusters")
+    z = PCA(n_components=0.95, random_state=seed).fit_transform(StandardScaler().fit_transform(flat))
+    return KMeans(n_clusters=n_clusters, random_state=seed, n_init=3).fit_predict(z).astype(np.int64)

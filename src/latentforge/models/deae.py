@@ -1,0 +1,102 @@
+"""Deciphering Autoencoder network (Maeda 2023): random dropout pattern -> encoder -> latent -> decoder -> image.
+
+Layout follows the reference at 32x32: encoder stages of (2x2 stride-2 conv, BN, LReLU, 3x3 conv, BN, LReLU) down to
+2x2, channel masks multiplied in before stages 2..D, a linear map to the latent; the decoder is a DCGAN-like
+upsampler (grouped 2x2 transposed convs + bottleneck residual blocks) that also receives an embedding of the
+horizontal shift applied to the target. The encoder's input is noise: the masks are the only per-example signal.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbedding, conv_bn_act
+
+SHIFT_CENTRE = 50.0  # the reference maps shifts in [-R, R] to [0, 100]; 50 means "no shift"
+
+
+def depth_for_resolution(resolution: int) -> int:
+    """Stages needed to go from `resolution` down to 2x2."""
+    d = int(round(math.log2(resolution))) - 1
+    if resolution < 8 or 2 ** (d + 1) != resolution:
+        raise ValueError(f"resolution {resolution} is not supported: DeAE needs a power of two >= 8 (8, 16, 32, 64...)")
+    return d
+
+
+class DeAENet(nn.Module):
+    def __init__(self, channels: int, resolution: int, enc_widths: tuple[int, ...], latent_dim: int):
+        super().__init__()
+        depth = depth_for_resolution(resolution)
+        if len(enc_widths) != depth:
+            raise ValueError(
+                f"enc_widths has {len(enc_widths)} stages but resolution {resolution} needs {depth} "
+                f"(one per halving down to 2x2)"
+            )
+        self.channels, self.resolution, self.latent_dim = channels, resolution, latent_dim
+        self.enc_widths = tuple(enc_widths)
+
+        c_in, stages = channels, []
+        for w in enc_widths:
+            stages.append(nn.Sequential(*conv_bn_act(c_in, w, 2, 2, 0), *conv_bn_act(w, w, 3, 1, 1)))
+            c_in = w
+        self.encoder = nn.ModuleList(stages)
+        self.to_latent = nn.Linear(enc_widths[-1] * 4, latent_dim)
+
+        self.shift_mlp = nn.Sequential(
+            SinusoidalEmbedding(latent_dim),
+            nn.Linear(latent_dim, latent_dim * 4),
+            nn.LeakyReLU(0.01),
+            nn.Linear(latent_dim * 4, latent_dim),
+        )
+        dec = list(reversed(enc_widths))
+        self.from_latent = nn.Linear(latent_dim * 2, dec[0] * 4)
+        self.from_latent_post = nn.Sequential(nn.BatchNorm2d(dec[0]), nn.LeakyReLU(0.01))
+        ups = []
+        for w_in, w_out in zip(dec[:-1], dec[1:]):
+            groups = math.gcd(max(1, w_in // 128), w_out)
+            reduction = max(1, w_out // 64)
+            ups.append(nn.Sequential(
+                nn.ConvTranspose2d(w_in, w_out, 2, 2, 0, groups=groups),
+                nn.BatchNorm2d(w_out),
+                nn.LeakyReLU(0.01),
+                BottleneckBlock(w_out, reduction),
+                BottleneckBlock(w_out, reduction),
+            ))
+        self.decoder = nn.ModuleList(ups)
+        half = max(1, dec[-1] // 2)
+        self.to_image = nn.Sequential(
+            nn.ConvTranspose2d(dec[-1], half, 2, 2, 0),
+            nn.BatchNorm2d(half),
+            nn.LeakyReLU(0.01),
+            ResBlock(half),
+            ResBlock(half),
+            nn.Conv2d(half, channels, 3, 1, 1),
+        )
+
+    @property
+    def mask_channels(self) -> tuple[int, ...]:
+        return self.enc_widths[:-1]
+
+    def encode(self, noise: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+        if len(masks) != len(self.encoder) - 1:
+            raise ValueError(f"expected {len(self.encoder) - 1} masks, got {len(masks)}")
+        x = noise
+        for i, stage in enumerate(self.encoder):
+            if i > 0:
+                x = x * masks[i - 1].to(x.dtype)[:, :, None, None]
+            x = stage(x)
+        return self.to_latent(x.flatten(1))
+
+    def decode(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        if shift is None:
+            shift = torch.full((z.shape[0],), SHIFT_CENTRE, device=z.device)
+        h = self.from_latent(torch.cat([z, self.shift_mlp(shift).to(z.dtype)], dim=1))
+        h = self.from_latent_post(h.view(z.shape[0], -1, 2, 2))
+        for stage in self.decoder:
+            h = stage(h)
+        return self.to_image(h)  # no tanh, as in the reference; clamp to [-1, 1] when sampling
+
+    def forward(self, noise: torch.Tensor, masks: list[torch.Tensor], shift: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(noise, masks), shift)

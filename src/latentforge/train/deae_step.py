@@ -1,0 +1,226 @@
+"""The DeAE-specific part of training and sampling (Maeda 2023), plugged into the shared Trainer.
+
+Per step: look up each example's fixed pattern from its index, flip images (and reverse the last mask) on odd epochs,
+shift them horizontally by a random amount that the decoder is told about, feed fresh Gaussian noise through the
+masked encoder, decode, and minimise the reconstruction loss. Nothing else: no discriminator, no prior.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentforge.config import RunConfig
+from latentforge.errors import ConfigError
+from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters
+from latentforge.losses.reconstruction import build_reconstruction_loss
+from latentforge.models.deae import SHIFT_CENTRE, DeAENet
+from latentforge.train.ema import EMA
+from latentforge.train.task import Batch, TrainTask, step_generator
+
+BNMode = Literal["batch", "running"]
+
+
+def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift each image horizontally by r in [-R, R] px with reflection; return images and the decoder's code
+    100 * (r + R) / 2R in [0, 100] (50 = centre), as in the reference."""
+    b = x.shape[0]
+    if max_shift <= 0:
+        return x, torch.full((b,), SHIFT_CENTRE, device=x.device)
+    r = torch.randint(-max_shift, max_shift + 1, (b,), generator=g)
+    w = x.shape[-1]
+    padded = F.pad(x, (max_shift, max_shift, 0, 0), mode="reflect")
+    cols = (torch.arange(w)[None, :] - r[:, None] + max_shift).to(x.device)  # out[j] = x[j - r]
+    idx = cols[:, None, None, :].expand(b, x.shape[1], x.shape[2], w)
+    code = 100.0 * (r.float() + max_shift) / (2 * max_shift)
+    return padded.gather(3, idx), code.to(x.device)
+
+
+@contextlib.contextmanager
+def bn_mode(net: nn.Module, mode: BNMode) -> Iterator[None]:
+    """'batch': normalise with each batch's statistics (the reference's sampling), leaving running stats untouched;
+    'running': eval mode with the running statistics."""
+    was_training = net.training
+    saved = [b.clone() for b in net.buffers()] if mode == "batch" else None
+    net.train(mode == "batch")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            for b, s in zip(net.buffers(), saved):
+                b.copy_(s)
+        net.train(was_training)
+
+
+class DeAETask(TrainTask):
+    name = "deae"
+    non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip"})
+
+    def __init__(self, cfg: RunConfig, device: torch.device, channels: int, resolution: int, n_examples: int,
+                 cluster_images: np.ndarray | None = None, with_loss: bool = True):
+        super().__init__(cfg, device)
+        m = cfg.model
+        try:
+            self.net = DeAENet(channels, resolution, tuple(m.enc_widths), m.latent_dim).to(device)
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
+        self.channels, self.resolution, self.n_examples = channels, resolution, n_examples
+        clusters = None
+        if m.mask_clusters > 0:
+            if cluster_images is None:
+                raise ConfigError("model.mask_clusters needs the training images to cluster")
+            clusters = kmeans_clusters(cluster_images, m.mask_clusters, seed=cfg.train.seed)
+        self._build_patterns(clusters)
+
+        t = cfg.train
+        shift_params = list(self.net.shift_mlp.parameters())
+        shift_ids = {id(p) for p in shift_params}
+        rest = [p for p in self.net.parameters() if id(p) not in shift_ids]
+        self.opt = torch.optim.AdamW(
+            [{"params": shift_params, "lr": t.lr * m.shift_lr_scale}, {"params": rest, "lr": t.lr}],
+            betas=tuple(t.betas), weight_decay=0.0)
+        self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
+        self.loss_fn = build_reconstruction_loss(cfg.loss, channels).to(device) if with_loss else None
+
+    def _build_patterns(self, clusters: np.ndarray | None) -> None:
+        m = self.cfg.model
+        active = tuple(m.mask_active)
+        if m.mask_kind == "khot" and len(active) != len(self.net.mask_channels):
+            raise ConfigError(f"model.mask_active {list(active)} needs one count per masked encoder level "
+                              f"{list(self.net.mask_channels)}")
+        try:
+            spec = PatternSpec(self.net.mask_channels, m.mask_kind, active, tuple(m.mask_keep_prob), self.cfg.train.seed)
+            self.patterns = DropoutPatterns(spec, clusters, m.mask_clusters)
+        except ValueError as e:
+            raise ConfigError(f"model masks: {e}") from None
+
+    # --- TrainTask ----------------------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def weight_decay(self, step: int) -> float:
+        """Linear ramp from 0 to the target over the first wd_ramp_fraction of training (reference: 40%)."""
+        t = self.cfg.train
+        ramp = t.wd_ramp_fraction * t.steps
+        return t.weight_decay if ramp <= 0 else t.weight_decay * min(1.0, step / ramp)
+
+    def masks_for(self, index: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
+        masks = [mk.to(self.device) for mk in self.patterns.for_examples(index)]
+        if flipped:
+            masks[-1] = masks[-1].flip(1)
+        return masks
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
+        flipped = m.flip and batch.epoch % 2 == 1
+        x = batch.images.flip(-1) if flipped else batch.images
+        masks = self.masks_for(batch.index, flipped)
+        x, shift = random_shift(x, m.shift_range, g)
+        noise = torch.randn(x.shape, generator=g).to(self.device)
+
+        self.net.train()
+        y = self.net(noise, masks, shift)
+        per_example, terms = self.loss_fn(y.float(), x)
+        loss = per_example.mean()
+
+        wd = self.weight_decay(batch.step)
+        for group in self.opt.param_groups:
+            group["weight_decay"] = wd
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        logs = {"loss": loss.item()}
+        if self.cfg.train.grad_clip:
+            logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip))
+        self.opt.step()
+        self.emas["net"].update(self.net, batch.step + 1)
+        logs.update({k: v.mean().item() for k, v in terms.items()})
+        logs["weight_decay"] = wd
+        return logs
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["loss"] = self.loss_fn.describe() if self.loss_fn is not None else None
+        d["patterns"] = {"channels": list(self.net.mask_channels), "kind": self.cfg.model.mask_kind,
+                         "active": list(self.cfg.model.mask_active), "clusters": self.cfg.model.mask_clusters,
+                         "seed": self.cfg.train.seed}
+        return d
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.patterns.clusters is not None:  # the k-means variant: one int per example, kept with the weights
+            state["clusters"] = torch.from_numpy(self.patterns.clusters)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
+        super().load_state_dict(state, weights_only)
+        if "clusters" in state:
+            self._build_patterns(state["clusters"].numpy())
+
+    # --- sampling -----------------------------------------------------------------------------------------------
+    def _net(self, use_ema: bool) -> DeAENet:
+        return self.emas["net"].model if use_ema else self.net
+
+    @torch.no_grad()
+    def _decode_batches(self, make: Any, n: int, seed: int, bn: BNMode | None, use_ema: bool,
+                        batch_size: int) -> torch.Tensor:
+        """Run `make(counter) -> (masks, noise)` in chunks. With batch statistics every chunk is filled up to
+        batch_size with extra fresh patterns, so small requests see the statistics of a full batch."""
+        net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
+        out = []
+        with bn_mode(net, bn):
+            for start in range(0, n, batch_size):
+                take = min(batch_size, n - start)
+                counter = np.arange(start, start + (batch_size if bn == "batch" else take))
+                masks, noise = make(counter, take)
+                y = net(noise.to(self.device), [mk.to(self.device) for mk in masks])
+                out.append(y[:take].float().clamp(-1, 1).cpu())
+        return torch.cat(out)
+
+    def _noise(self, seed: int, counter: np.ndarray) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + int(counter[0]))
+        return torch.randn((len(counter), self.channels, self.resolution, self.resolution), generator=g)
+
+    def sample(self, n: int, seed: int = 0, bn: BNMode | None = None, use_ema: bool = True,
+               batch_size: int = 256) -> torch.Tensor:
+        """n new images from fresh patterns of the training distribution."""
+        def make(counter: np.ndarray, take: int):
+            return self.patterns.fresh(counter + seed * (1 << 32)), self._noise(seed, counter)
+        return self._decode_batches(make, n, seed, bn, use_ema, batch_size)
+
+    def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0, bn: BNMode | None = None,
+                    use_ema: bool = True, batch_size: int = 256) -> torch.Tensor:
+        """Training example i decoded from its own pattern (unflipped, unshifted)."""
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= self.n_examples):
+            raise ConfigError(f"example index out of range: the training set has {self.n_examples} images")
+
+        def make(counter: np.ndarray, take: int):
+            chunk = index[counter[:take]]
+            pad = (np.arange(len(counter) - take) * 7919 + int(counter[0])) % self.n_examples
+            masks = self.patterns.for_examples(np.concatenate([chunk, pad]))
+            return masks, self._noise(seed, counter)
+        return self._decode_batches(make, len(index), seed, bn, use_ema, batch_size)
+
+    @torch.no_grad()
+    def interpolate(self, pairs: int = 4, steps: int = 8, seed: int = 0, bn: BNMode | None = None,
+                    use_ema: bool = True, batch_size: int = 256) -> torch.Tensor:
+        """Latent interpolation between pairs of fresh patterns: (pairs * steps) images, one pair per row."""
+        net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
+        n_enc = max(2 * pairs, batch_size) if bn == "batch" else 2 * pairs
+        counter = np.arange(n_enc)
+        with bn_mode(net, bn):
+            masks = [mk.to(self.device) for mk in self.patterns.fresh(counter + seed * (1 << 32) + (1 << 31))]
+            z = net.encode(self._noise(seed, counter).to(self.device), masks)
+            t = torch.linspace(0, 1, steps, device=self.device)
+            za, zb = z[0:2 * pairs:2], z[1:2 * pairs:2]
+            zs = (za[:, None] + (zb - za)[:, None] * t[None, :, None]).reshape(pairs * steps, -1)
+            fill = z[: max(0, n_enc - len(zs))] if bn == "batch" else z[:0]
+            y = net.decode(torch.cat([zs, fill]))[: pairs * steps]
+        return y.float().clamp(-1, 1).cpu()

@@ -1,0 +1,187 @@
+"""The one training loop. It owns data order, devices, precision, progress, logging, sample grids, checkpoints and
+resume; a TrainTask supplies the model-specific step.
+
+Determinism: epoch e visits the data in a permutation drawn from (seed, e); the task draws its per-step randomness
+from (seed, step). A checkpoint therefore only needs weights, EMA and optimizer state, and a resumed run repeats the
+uninterrupted run's losses exactly (on the same device and thread count).
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from latentforge.data.dataset import ImageDataset
+from latentforge.errors import CheckpointError
+from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.train.run_dir import RunDir
+from latentforge.train.task import Batch, TrainTask
+from latentforge.utils.images import save_grid
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("train.device is cuda but no CUDA device is available; use train.device=cpu")
+    return dev
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+class EpochLoader:
+    """Batches by step number: step s lies in epoch s // steps_per_epoch, at a fixed place in that epoch's order."""
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device):
+        self.dataset, self.seed, self.device = dataset, seed, device
+        self.batch_size = min(batch_size, len(dataset))
+        self.steps_per_epoch = len(dataset) // self.batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def batch(self, step: int) -> Batch:
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 65_537 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=g)
+        index = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+        images = self.dataset.get(index).to(self.device, non_blocking=True)
+        return Batch(images=images, index=index, epoch=epoch, step=step)
+
+
+@dataclass
+class FitResult:
+    step: int
+    seconds: float
+    last: dict[str, float]
+    interrupted: bool = False
+
+
+class Trainer:
+    def __init__(self, task: TrainTask, dataset: ImageDataset, run: RunDir, progress: bool = True):
+        self.task, self.dataset, self.run = task, dataset, run
+        self.cfg = task.cfg.train
+        self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device)
+        self.progress = progress
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+    def save(self, step: int) -> None:
+        info = {"step": step, "model_type": self.task.cfg.model_type, "config": self.task.cfg.model_dump(mode="json"),
+                "dataset": self.dataset.describe(), "time": time.time()}
+        save_checkpoint(self.run.checkpoint_path(step), {"step": step, **self.task.state_dict()}, info)
+        self.run.prune_checkpoints(self.cfg.keep_checkpoints)
+
+    def restore(self) -> int:
+        latest = self.run.latest_checkpoint()
+        if latest is None:
+            return 0
+        step, path = latest
+        state, info = load_checkpoint(path)
+        check_compatible(self.task.cfg.model_dump(mode="json"), info.get("config", {}), path,
+                         ignore=self.task.non_structural_keys)
+        try:
+            self.task.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
+        self.run.truncate_metrics(step)
+        return int(state["step"])
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, until_step: int | None = None,
+            on_step: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns."""
+        cfg, task = self.cfg, self.task
+        start = self.restore() if resume else 0
+        if not resume:
+            self.run.write_info(self._info())
+        end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
+        acc: dict[str, float] = {}
+        n_acc, t_interval, t0 = 0, time.perf_counter(), time.perf_counter()
+        last: dict[str, float] = {}
+        step = start
+        bar = tqdm(total=cfg.steps, initial=start, disable=not self.progress, dynamic_ncols=True,
+                   desc=f"train {task.name}", unit="step")
+        autocast = autocast_context(task.device, cfg.precision)
+        try:
+            while step < end:
+                batch = self.loader.batch(step)
+                with autocast:
+                    logs = task.train_step(batch)
+                step += 1
+                for k, v in logs.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                if step % cfg.log_every == 0 or step == end:
+                    now = time.perf_counter()
+                    img_s = n_acc * self.loader.batch_size / max(now - t_interval, 1e-9)
+                    last = {k: v / n_acc for k, v in acc.items()}
+                    self.run.append_metrics({"kind": "train", "step": step, "epoch": batch.epoch, **last,
+                                             "img_per_s": round(img_s, 2), "time_s": round(now - t0, 3)})
+                    bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", img_s=f"{img_s:.0f}")
+                    acc, n_acc, t_interval = {}, 0, now
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step, logs)
+                if step % cfg.sample_every == 0 or step == cfg.steps:
+                    self.save_samples(step)
+                if step % cfg.checkpoint_every == 0 or step == end:
+                    self.save(step)
+        except KeyboardInterrupt:
+            bar.close()
+            if step > start:
+                self.save(step)
+            return FitResult(step, time.perf_counter() - t0, last, interrupted=True)
+        bar.close()
+        return FitResult(step, time.perf_counter() - t0, last)
+
+    def save_samples(self, step: int) -> None:
+        images = self.task.sample(self.cfg.grid_size, seed=self.cfg.seed)
+        save_grid(images, self.run.samples / f"step_{step:07d}.png")
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "model_type": self.task.cfg.model_type,
+            "dataset": self.dataset.describe(),
+            "task": self.task.describe(),
+            "device": str(self.task.device),
+            "batch_size": self.loader.batch_size,
+            "steps_per_epoch": self.loader.steps_per_epoch,
+            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "threads": torch.get_num_threads(),
+        }
+
+
+def check_compatible(current: dict[str, Any], saved: dict[str, Any], path: Any, ignore: frozenset[str] = frozenset()
+                     ) -> None:
+    """Refuse weights trained under another architecture, pattern rule or image shape, naming the first difference.
+
+    `ignore` lists model keys that only steer training or sampling (they may change between sessions)."""
+    if current.get("train", {}).get("seed") != saved.get("train", {}).get("seed"):
+        raise CheckpointError(f"checkpoint {path} was trained with train.seed={saved.get('train', {}).get('seed')!r}"
+                              f" (it defines the data order and patterns), but the config says "
+                              f"{current.get('train', {}).get('seed')!r}")
+    for section in ("model_type", "model"):
+        a, b = current.get(section), saved.get(section)
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict):
+                for k in sorted(set(a) | set(b)):
+                    if k not in ignore and a.get(k) != b.get(k):
+                        raise CheckpointError(
+                            f"checkpoint {path} was trained with {section}.{k}={b.get(k)!r}, "
+                            f"but the config says {a.get(k)!r}")
+                continue
+            raise CheckpointError(f"checkpoint {path} was trained with {section}={b!r}, but the config says {a!r}")
+    for k in ("resolution", "channels"):
+        a, b = current.get("data", {}).get(k), saved.get("data", {}).get(k)
+        if a != b:
+            raise CheckpointError(f"checkpoint {path} was trained with data.{k}={b!r}, but the config says {a!r}")

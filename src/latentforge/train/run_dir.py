@@ -1,0 +1,88 @@
+"""The run folder: everything a run produces, in one place, enough to reproduce and resume it.
+
+    RUNDIR/config.yaml            typed config (RunConfig), round-trips
+    RUNDIR/run.json               what was resolved at start: dataset, loss network, device, versions
+    RUNDIR/metrics.jsonl          one JSON object per log interval (and evaluations later)
+    RUNDIR/checkpoints/step_XXXXXXX.safetensors (+ .json)
+    RUNDIR/samples/step_XXXXXXX.png
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from latentforge.config import RunConfig
+from latentforge.errors import CheckpointError
+
+_CKPT = re.compile(r"step_(\d+)\.safetensors$")
+
+
+class RunDir:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    config_path = property(lambda self: self.root / "config.yaml")
+    metrics_path = property(lambda self: self.root / "metrics.jsonl")
+    info_path = property(lambda self: self.root / "run.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    samples = property(lambda self: self.root / "samples")
+
+    def create(self, cfg: RunConfig) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        self.samples.mkdir(exist_ok=True)
+        cfg.save(self.config_path)
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def load_config(self) -> RunConfig:
+        if not self.exists():
+            raise CheckpointError(f"{self.root} is not a run folder (no config.yaml)")
+        return RunConfig.load(self.config_path)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:07d}.safetensors"
+
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := _CKPT.search(p.name))]
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        found = self.list_checkpoints()
+        return found[-1] if found else None
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for _, p in self.list_checkpoints()[:-keep] if keep > 0 else []:
+            p.unlink(missing_ok=True)
+            p.with_suffix(".json").unlink(missing_ok=True)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, drop training records past the checkpoint so the log reads like one uninterrupted run."""
+        records = [r for r in self.read_metrics() if r.get("kind") != "train" or r.get("step", 0) <= step]
+        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        os.replace(tmp, self.metrics_path)
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        tmp = self.info_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.info_path)
+
+    def read_info(self) -> dict[str, Any]:
+        return json.loads(self.info_path.read_text()) if self.info_path.is_file() else {}
