@@ -80,6 +80,7 @@ def train(
         torch.set_num_threads(cfg.train.threads)
     dataset = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     task = build_task(cfg, device, dataset)
     run.create(cfg)
     trainer = Trainer(task, dataset, run, progress=progress)

@@ -26,7 +26,7 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def hwc_to_chw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.array(images, copy=True)).permute(0, 3, 1, 2).contiguous()
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

@@ -1,0 +1,153 @@
+"""`latentforge` command line. Every user-facing failure is one `error:` line and exit code 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from latentforge.errors import LatentforgeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="latentforge", description="Latent-space generative modeling of images.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("model", choices=["deae"], help="model to train")
+    t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
+    t.add_argument("--steps", type=int, help="total optimizer steps")
+    t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
+    t.add_argument("--preset", help="named configuration: paper (default recipe, GPU), cpu, tiny")
+    t.add_argument("--config", help="YAML file with config overrides")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.lr=1e-3 (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="draw new images from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64)
+    out = s.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", help="PNG file for one grid")
+    out.add_argument("--out-dir", help="folder for one PNG per image")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling (default: config)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    s.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    s.add_argument("--device", default="auto")
+
+    r = sub.add_parser("reconstruct", help="decode training examples from their own patterns")
+    r.add_argument("run_dir")
+    r.add_argument("--indices", default="0-63", help="e.g. 0-63 or 3,17,42")
+    r.add_argument("--out", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto")
+
+    i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh patterns")
+    i.add_argument("run_dir")
+    i.add_argument("--pairs", type=int, default=8)
+    i.add_argument("--steps", type=int, default=8)
+    i.add_argument("--out", required=True)
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--device", default="auto")
+
+    sub.add_parser("datasets", help="list the built-in datasets")
+    return p
+
+
+def _parse_indices(text: str) -> list[int]:
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out += list(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError:
+        raise LatentforgeError(f"--indices expects numbers and ranges like 0-15,20 (got {text!r})") from None
+    return out
+
+
+def _cmd_train(a: argparse.Namespace) -> None:
+    from latentforge.api import train
+
+    res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
+                overrides=a.overrides, resume=a.resume, progress=not a.no_progress)
+    if res.interrupted:
+        print(f"interrupted at step {res.step}; checkpoint saved. Continue with: "
+              f"latentforge train {a.model} --out {res.run_dir} --resume")
+    samples = sorted((res.run_dir / "samples").glob("step_*.png"))
+    print(json.dumps({k: v for k, v in res.summary.items() if k != "kind"}, indent=2))
+    if samples:
+        print(f"samples: {samples[-1]}")
+    print(f"run folder: {res.run_dir}")
+
+
+def _cmd_sample(a: argparse.Namespace) -> None:
+    from latentforge.api import load_run
+    from latentforge.utils.images import save_each, save_grid
+
+    if a.n < 1:
+        raise LatentforgeError("--n must be at least 1")
+    loaded = load_run(a.run_dir, step=a.step, device=a.device)
+    images = loaded.task.sample(a.n, seed=a.seed, bn=a.bn, use_ema=not a.no_ema)
+    if a.out:
+        save_grid(images, Path(a.out))
+        print(f"wrote a grid of {a.n} samples to {a.out} (step {loaded.step})")
+    else:
+        save_each(images, Path(a.out_dir))
+        print(f"wrote {a.n} samples to {a.out_dir}/ (step {loaded.step})")
+
+
+def _cmd_reconstruct(a: argparse.Namespace) -> None:
+    from latentforge.api import load_run
+    from latentforge.utils.images import save_grid
+
+    loaded = load_run(a.run_dir, device=a.device)
+    images = loaded.task.reconstruct(_parse_indices(a.indices), seed=a.seed)
+    save_grid(images, Path(a.out))
+    print(f"wrote {len(images)} reconstructions to {a.out}")
+
+
+def _cmd_interpolate(a: argparse.Namespace) -> None:
+    from latentforge.api import load_run
+    from latentforge.utils.images import save_grid
+
+    loaded = load_run(a.run_dir, device=a.device)
+    images = loaded.task.interpolate(pairs=a.pairs, steps=a.steps, seed=a.seed)
+    save_grid(images, Path(a.out), nrow=a.steps)
+    print(f"wrote {a.pairs} interpolations of {a.steps} steps to {a.out}")
+
+
+def _cmd_datasets(a: argparse.Namespace) -> None:
+    from latentforge.data.dataset import BUILTINS
+
+    print(f"{'name':<8} {'images':>7} {'ch':>3} {'size':>5}  description / where it comes from")
+    for d in BUILTINS.values():
+        print(f"{d.name:<8} {d.count:>7} {d.channels:>3} {d.native_size:>5}  {d.description}; {d.where}; {d.licence}")
+    print("or any folder of png/jpg/webp/bmp images (class subfolders optional), or a .npy/.npz array file")
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct,
+            "interpolate": _cmd_interpolate, "datasets": _cmd_datasets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
+    try:
+        COMMANDS[args.command](args)
+    except LatentforgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

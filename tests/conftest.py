@@ -1,0 +1,20 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TINY = [
+    "data.resolution=16", "model.enc_widths=[16,32,64]", "model.mask_active=[1,2]", "model.latent_dim=16",
+    "train.batch_size=16", "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=1000",
+    "train.grid_size=4",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own dataset/weights cache so nothing leaks between tests or from the user's machine."""
+    monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("LATENTFORGE_LPIPS_BACKBONE", raising=False)
+    monkeypatch.delenv("LATENTFORGE_LPIPS_HEADS", raising=False)

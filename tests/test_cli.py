@@ -1,0 +1,102 @@
+"""The CLI contract other tools rely on, end to end on a tiny run."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentforge.cli.main import main
+
+from conftest import TINY
+
+
+def _sets():
+    return [a for s in TINY for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", "deae", "--data", "digits", "--steps", "6", "--out", str(out), "--preset", "tiny",
+                 "--no-progress", *_sets(), "--set", "train.sample_every=3"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_the_run_folder(run_dir):
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "step_0000006.safetensors").is_file()
+    assert (run_dir / "checkpoints" / "step_0000006.json").is_file()
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["step_0000003.png", "step_0000006.png"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(r["loss"]) and r["img_per_s"] > 0 for r in train)
+    summary = records[-1]
+    assert summary["kind"] == "summary" and 0 <= summary["recon_rms_own_pattern"] <= 1
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["task"]["loss"]["perceptual"] == "laplacian"  # the loss network is recorded
+    assert info["dataset"]["resolution"] == 16
+
+
+def test_sample_grid_and_folder(run_dir, tmp_path):
+    grid = tmp_path / "g.png"
+    assert main(["sample", str(run_dir), "--n", "9", "--out", str(grid)]) == 0
+    im = np.asarray(Image.open(grid))
+    assert im.shape == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px with 2 px padding, grayscale
+    folder = tmp_path / "each"
+    assert main(["sample", str(run_dir), "--n", "5", "--out-dir", str(folder), "--bn", "running"]) == 0
+    files = sorted(folder.glob("*.png"))
+    assert len(files) == 5
+    arr = np.asarray(Image.open(files[0]))
+    assert arr.shape == (16, 16) and arr.dtype == np.uint8 and arr.max() > arr.min()
+
+
+def test_reconstruct_and_interpolate(run_dir, tmp_path):
+    assert main(["reconstruct", str(run_dir), "--indices", "0-3,7", "--out", str(tmp_path / "r.png")]) == 0
+    assert Image.open(tmp_path / "r.png").size == (3 * 18 + 2, 2 * 18 + 2)
+    assert main(["interpolate", str(run_dir), "--pairs", "2", "--steps", "4", "--out", str(tmp_path / "i.png")]) == 0
+    assert Image.open(tmp_path / "i.png").size == (4 * 18 + 2, 2 * 18 + 2)
+
+
+def test_resume_via_cli(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    assert main(["train", "deae", "--out", str(copy), "--steps", "8", "--resume", "--no-progress"]) == 0
+    assert (copy / "checkpoints" / "step_0000008.safetensors").is_file()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "deae", "--data", "/no/such/folder", "--steps", "2", "--out", "{tmp}/a"], "neither a built-in"),
+    (["train", "deae", "--data", "digits", "--steps", "2", "--out", "{tmp}/b", "--set", "train.lrr=1"],
+     "did you mean 'train.lr'"),
+    (["train", "deae", "--data", "digits", "--steps", "2", "--out", "{tmp}/c", "--set", "data.resolution=24"],
+     "power of two"),
+    (["sample", "{tmp}/nothing", "--n", "4", "--out", "{tmp}/x.png"], "run folder not found"),
+    (["reconstruct", "{run}", "--indices", "999999", "--out", "{tmp}/x.png"], "out of range"),
+])
+def test_bad_input_gives_one_line_error(argv, needle, tmp_path, run_dir, capsys):
+    argv = [a.format(tmp=tmp_path, run=run_dir) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert err.startswith("error: ")
+
+
+def test_corrupt_checkpoint_is_reported(run_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "broken"
+    shutil.copytree(run_dir, copy)
+    (copy / "checkpoints" / "step_0000006.safetensors").write_bytes(b"\x00" * 100)
+    assert main(["sample", str(copy), "--n", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_runs_in_a_subprocess():
+    out = subprocess.run([sys.executable, "-m", "latentforge", "datasets"], capture_output=True, text=True, check=True)
+    assert "digits" in out.stdout and "emoji" in out.stdout and "mnist" in out.stdout

@@ -1,0 +1,101 @@
+"""Training behaviour: memorisation, exact resume, fresh samples, interruption."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import latentforge
+from latentforge.api import load_run
+from latentforge.data import load_dataset
+from latentforge.metrics.pixel import mean_pairwise_distance, rms_distance
+
+from conftest import TINY
+
+
+def _losses(run_dir):
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "train"]
+
+
+def test_memorises_training_examples_from_their_patterns(tmp_path):
+    """On 64 images, each example's own pattern must reconstruct it far better than another example's pattern."""
+    out = tmp_path / "run"
+    res = latentforge.train("deae", data="digits", steps=300, out=out, preset="tiny", progress=False,
+                            overrides=TINY + ["train.batch_size=32", "data.limit=64", "train.log_every=50"])
+    loaded = load_run(out)
+    data = load_dataset(loaded.cfg.data)
+    idx = np.arange(64)
+    rec = loaded.task.reconstruct(idx)
+    own = rms_distance(rec, data.get(idx))
+    wrong = rms_distance(rec, data.get(np.roll(idx, 1)))  # = example i decoded from pattern i-1's viewpoint
+    assert own.mean() < 0.5 * wrong.mean()
+    assert (own < wrong).float().mean() > 0.9
+    losses = _losses(out)
+    assert losses[-1] < 0.5 * losses[0]
+    assert res.summary["recon_rms_own_pattern"] == pytest.approx(float(own.mean()), rel=1e-4)
+
+
+def test_fresh_patterns_give_distinct_images(tmp_path):
+    out = tmp_path / "run"
+    latentforge.train("deae", data="digits", steps=40, out=out, preset="tiny", progress=False, overrides=TINY)
+    task = load_run(out).task
+    a = task.sample(32, seed=0)
+    assert a.shape == (32, 1, 16, 16) and a.min() >= -1 and a.max() <= 1
+    assert mean_pairwise_distance(a) > 0.01
+    assert len(torch.unique(a.flatten(1), dim=0)) == 32
+    assert torch.equal(a, task.sample(32, seed=0))  # reproducible
+    assert not torch.equal(a, task.sample(32, seed=1))
+    assert torch.equal(task.sample(8, seed=0), a[:8])  # small requests see full-batch statistics
+    running = task.sample(8, seed=0, bn="running")
+    assert running.shape == (8, 1, 16, 16) and not torch.equal(running, a[:8])
+    interp = task.interpolate(pairs=2, steps=5)
+    assert interp.shape == (10, 1, 16, 16)
+    ends = rms_distance(interp[0:1], interp[4:5])
+    assert rms_distance(interp[0:1], interp[1:2]) < ends  # neighbours along the path are closer than the ends
+
+
+def test_resume_repeats_the_uninterrupted_run(tmp_path):
+    sets = TINY + ["train.checkpoint_every=5"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    latentforge.train("deae", data="digits", steps=12, out=full, preset="tiny", progress=False, overrides=sets)
+    latentforge.train("deae", data="digits", steps=12, out=part, preset="tiny", progress=False, overrides=sets,
+                      until_step=7)
+    assert [p.name for p in (part / "checkpoints").glob("*.safetensors")] == ["step_0000007.safetensors"] or \
+        (part / "checkpoints" / "step_0000007.safetensors").is_file()
+    latentforge.train("deae", out=part, resume=True, progress=False)
+    a, b = _losses(full), _losses(part)
+    assert len(a) == len(b) == 12
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    wa = load_run(full).task.net.state_dict()
+    wb = load_run(part).task.net.state_dict()
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+def test_keyboard_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
+    from latentforge.train import loop
+
+    real = loop.Trainer.fit
+
+    def interrupting_fit(self, *a, **k):
+        def on_step(step, logs):
+            if step == 4:
+                raise KeyboardInterrupt
+        return real(self, *a, on_step=on_step, **k)
+
+    monkeypatch.setattr(loop.Trainer, "fit", interrupting_fit)
+    res = latentforge.train("deae", data="digits", steps=20, out=tmp_path / "r", preset="tiny", progress=False,
+                            overrides=TINY)
+    assert res.interrupted and res.step == 4
+    assert (tmp_path / "r" / "checkpoints" / "step_0000004.safetensors").is_file()
+
+
+def test_refuses_to_overwrite_and_checks_resume(tmp_path):
+    out = tmp_path / "r"
+    latentforge.train("deae", data="digits", steps=2, out=out, preset="tiny", progress=False, overrides=TINY)
+    with pytest.raises(latentforge.ConfigError, match="already holds a run"):
+        latentforge.train("deae", data="digits", steps=2, out=out, preset="tiny", progress=False, overrides=TINY)
+    with pytest.raises(latentforge.CheckpointError, match="model.latent_dim"):
+        latentforge.train("deae", out=out, resume=True, progress=False, overrides=["model.latent_dim=8"])
+    with pytest.raises(latentforge.CheckpointError, match="no run"):
+        latentforge.train("deae", out=tmp_path / "none", resume=True, progress=False)
