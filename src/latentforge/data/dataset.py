@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +16,7 @@ from latentforge.data.folder import folder_fingerprint, list_images, load_array_
 from latentforge.data.transforms import convert_channels, hwc_to_chw, resize_uint8
 from latentforge.data.types import RawImages
 from latentforge.errors import DataError
+from latentforge.utils.io import save_npz_atomic
 
 CACHE_VERSION = 1
 
@@ -151,7 +150,7 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
         images = convert_channels(resize_uint8(hwc_to_chw(raw.images), res), channels or raw.images.shape[-1])
         labels, groups, class_names, source = raw.labels, raw.groups.astype(str), raw.class_names, raw.source
         if cfg.cache:
-            _save_npz_atomic(cached, images=images.numpy(), labels=labels, groups=groups,
+            save_npz_atomic(cached, images=images.numpy(), labels=labels, groups=groups,
                              class_names=np.array(class_names, dtype=str), source=np.array(source))
 
     if cfg.split == "all":
@@ -169,15 +168,3 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
     return ImageDataset(images[torch.from_numpy(idx)].contiguous(), torch.as_tensor(labels[idx]), name, cfg.split,
                         fp, class_names, source)
 
-
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -21,8 +19,10 @@ import numpy as np
 from PIL import Image
 
 from latentforge.data.fetch import default_cache_dir, fetch_verified
+from latentforge.data.transforms import composite_alpha
 from latentforge.data.types import RawImages
 from latentforge.errors import DataError
+from latentforge.utils.io import save_npz_atomic
 
 _FORMAT = 1  # bump when the cached array layout changes, so stale caches are ignored
 
@@ -101,16 +101,7 @@ def _cached_arrays(
         spec.url, spec.sha256, root / "downloads" / spec.filename, allow_download=allow_download, desc=spec.filename
     )
     arrays = decode(tar_path)
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=npz.parent, prefix=npz.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
-        os.replace(tmp, npz)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomic(npz, compressed=True, **arrays)
     return arrays
 
 
@@ -181,16 +172,6 @@ def _decode_emoji(tar_path: Path) -> dict[str, np.ndarray]:
     return {"rgba": np.stack(rgba), "category": np.asarray(cats, dtype=str), "group": np.asarray(groups, np.int64)}
 
 
-def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Alpha-composite uint8 RGBA over a solid colour; exact at alpha 0 (background) and 255 (foreground)."""
-    if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
-        raise ValueError(f"background must be three ints in 0..255, got {background!r}")
-    bg = np.asarray([int(c) for c in background], dtype=np.uint16)
-    rgb = rgba[..., :3].astype(np.uint16)
-    a = rgba[..., 3:4].astype(np.uint16)
-    return ((rgb * a + bg * (255 - a) + 127) // 255).astype(np.uint8)
-
-
 def load_emoji(
     cache_dir: Path | None = None,
     allow_download: bool = True,
@@ -208,7 +189,7 @@ def load_emoji(
     cats = a["category"][keep]
     class_names = sorted(set(cats.tolist()))
     return RawImages(
-        images=composite(a["rgba"][keep], background),
+        images=composite_alpha(a["rgba"][keep], background),
         labels=np.searchsorted(np.asarray(class_names), cats).astype(np.int64),
         groups=a["group"][keep].astype(np.int64),
         class_names=class_names,

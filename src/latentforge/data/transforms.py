@@ -41,8 +41,10 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def composite_alpha(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Blend an (H, W, 4) or (N, H, W, 4) uint8 image onto a solid background -> RGB uint8."""
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    bg = np.asarray(background, dtype=np.float32)
-    out = rgba[..., :3].astype(np.float32) * a + bg * (1.0 - a)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    """Alpha-composite uint8 RGBA over a solid colour; exact at alpha 0 (background) and 255 (foreground)."""
+    if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
+        raise ValueError(f"background must be three ints in 0..255, got {background!r}")
+    bg = np.asarray([int(c) for c in background], dtype=np.uint16)
+    rgb = rgba[..., :3].astype(np.uint16)
+    a = rgba[..., 3:4].astype(np.uint16)
+    return ((rgb * a + bg * (255 - a) + 127) // 255).astype(np.uint8)
