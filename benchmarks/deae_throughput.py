@@ -5,8 +5,9 @@ What is measured, per size (`tiny`, `cpu`, `paper`; the presets of `latentforge.
   * train img/s    the real training step, `DeAETask.train_step(Batch(...))` on random images in [-1, 1]
                    (masks, flip, random shift, forward, loss, backward, AdamW, EMA update), after a few warm-up
                    steps; img/s = batch * timed steps / wall time;
-  * sample img/s   one `task.sample(n, seed=0)` call after a warm-up call, with batch statistics (the default,
-                   always decoding full batches of 256) and with `bn="running"` (eval-mode batch norm);
+  * sample img/s   `task.sample(n, seed=0)` (n=256; timed over 3 calls, 1 for `paper`) after a warm-up call, with
+                   batch statistics (the default; always decodes full batches of 256) and with `bn="running"`
+                   (eval-mode batch norm), from the EMA weights as in real sampling;
   * peak mem       CPU: growth of peak RSS (`ru_maxrss`) from just after `import torch`/`latentforge` to the end,
                    each size in its own fresh subprocess so peaks do not leak between sizes;
                    CUDA: `torch.cuda.max_memory_allocated` over the whole run.
@@ -30,9 +31,9 @@ import time
 from pathlib import Path
 
 SIZES = {  # name -> (preset, enc_widths, latent_dim, default timed train steps)
-    "tiny": ("tiny", (16, 32, 64, 128), 32, 30),
-    "cpu": ("cpu", (32, 64, 128, 256), 64, 12),
-    "paper": ("paper", (128, 256, 512, 1024), 128, 4),
+    "tiny": ("tiny", (16, 32, 64, 128), 32, 50),
+    "cpu": ("cpu", (32, 64, 128, 256), 64, 25),
+    "paper": ("paper", (128, 256, 512, 1024), 128, 8),
 }
 CHANNELS, RESOLUTION = 3, 32
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_throughput.json"
@@ -57,8 +58,9 @@ def worker(args: argparse.Namespace) -> dict:
 
     preset, widths, latent, default_steps = SIZES[args.worker]
     steps = args.steps or (2 if args.quick else default_steps)
-    warmup = 1 if args.quick or args.worker == "paper" else 3
+    warmup = 1 if args.quick else 2 if args.worker == "paper" else 3
     n_sample = 64 if args.quick else args.sample_n
+    reps = 1 if args.quick or args.worker == "paper" else 3  # timed sample() calls per bn mode
     cfg = build_config(preset, overrides=[
         f"model.enc_widths={list(widths)}", f"model.latent_dim={latent}", "loss.pixel=mse",
         "loss.perceptual=laplacian", f"train.batch_size={args.batch}", "train.device=" + device.type])
@@ -90,10 +92,11 @@ def worker(args: argparse.Namespace) -> dict:
         task.sample(min(n_sample, 64), seed=1, bn=mode)  # warm-up
         sync()
         t0 = time.perf_counter()
-        out = task.sample(n_sample, seed=0, bn=mode)
+        for _ in range(reps):
+            out = task.sample(n_sample, seed=0, bn=mode)
         sync()
         dt = time.perf_counter() - t0
-        sample[mode] = {"seconds": dt, "img_per_s": n_sample / dt}
+        sample[mode] = {"calls": reps, "seconds": dt, "img_per_s": reps * n_sample / dt}
         assert out.shape == (n_sample, CHANNELS, RESOLUTION, RESOLUTION)
 
     rss1_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -116,7 +119,7 @@ def main() -> None:
     p.add_argument("--sizes", default="tiny,cpu,paper", help="comma-separated subset of " + ",".join(SIZES))
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch", type=int, default=64, help="training batch size")
-    p.add_argument("--steps", type=int, default=None, help="timed training steps (default per size: 30/12/4)")
+    p.add_argument("--steps", type=int, default=None, help="timed training steps (default per size: 50/25/8)")
     p.add_argument("--sample-n", type=int, default=256, help="images per timed sample() call")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="smoke check: 2 steps, 64 samples")
@@ -131,6 +134,8 @@ def main() -> None:
     import torch
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: CUDA is not available to this torch")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
@@ -174,8 +179,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nload average (1/5/15 min) before {load_before}, after {os.getloadavg()}; "
-          f"a busy core elsewhere can slow multi-threaded CPU steps many-fold")
+    la = lambda t: "/".join(f"{v:.2f}" for v in t)  # noqa: E731
+    print(f"\nload average (1/5/15 min): before {la(load_before)}, after {la(os.getloadavg())} "
+          f"(on CPU, other busy processes can slow multi-threaded steps many-fold)")
     print(f"wrote {args.out}")
 
 
