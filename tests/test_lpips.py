@@ -200,3 +200,22 @@ def test_wrong_shape_or_garbage_checkpoint(files: tuple[Path, Path], isolated: P
     (isolated / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(LatentforgeError):
         L.load_lpips(backbone_path=isolated / "junk.pth", heads_path=files[1])
+
+
+def test_auto_perceptual_picks_lpips_when_weights_exist(files: tuple[Path, Path], isolated: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentforge.config import LossConfig
+    from latentforge.losses.reconstruction import build_reconstruction_loss
+
+    with pytest.warns(UserWarning, match="Laplacian"):
+        fallback = build_reconstruction_loss(LossConfig(perceptual="auto"), channels=3)
+    assert fallback.describe()["perceptual"] == "laplacian"
+    monkeypatch.setenv(L.BACKBONE_ENV, str(files[0]))
+    monkeypatch.setenv(L.HEADS_ENV, str(files[1]))
+    loss = build_reconstruction_loss(LossConfig(perceptual="auto", lpips_resize=64), channels=1)
+    d = loss.describe()
+    assert d["perceptual"] == "lpips-alex" and d["pixel"] == "none" and len(d["perceptual_weights_fingerprint"]) == 12
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    total, terms = loss(x, x.flip(-1))
+    assert total.shape == (2,) and (total > 0).all() and set(terms) == {"lpips-alex"}
+    assert torch.allclose(loss(x, x)[0], torch.zeros(2), atol=1e-6)

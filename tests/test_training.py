@@ -99,3 +99,15 @@ def test_refuses_to_overwrite_and_checks_resume(tmp_path):
         latentforge.train("deae", out=out, resume=True, progress=False, overrides=["model.latent_dim=8"])
     with pytest.raises(latentforge.CheckpointError, match="no run"):
         latentforge.train("deae", out=tmp_path / "none", resume=True, progress=False)
+
+
+def test_cluster_variant_trains_and_reloads(tmp_path):
+    out = tmp_path / "r"
+    latentforge.train("deae", data="digits", steps=3, out=out, preset="tiny", progress=False,
+                      overrides=TINY + ["model.mask_clusters=4", "data.limit=40"])
+    task = load_run(out).task
+    clusters = task.patterns.clusters
+    assert clusters is not None and clusters.shape == (40,) and set(clusters.tolist()) == {0, 1, 2, 3}
+    first = task.patterns.for_examples(np.arange(40))[0].argmax(1).numpy()
+    assert np.array_equal(first // 4, clusters)  # 16 first-level channels, 4 per cluster
+    assert task.sample(4).shape == (4, 1, 16, 16)

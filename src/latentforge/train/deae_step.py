@@ -70,10 +70,9 @@ class DeAETask(TrainTask):
             raise ConfigError(f"model: {e}") from None
         self.channels, self.resolution, self.n_examples = channels, resolution, n_examples
         clusters = None
-        if m.mask_clusters > 0:
-            if cluster_images is None:
-                raise ConfigError("model.mask_clusters needs the training images to cluster")
-            clusters = kmeans_clusters(cluster_images, m.mask_clusters, seed=cfg.train.seed)
+        if m.mask_clusters > 0:  # without images (loading a run) the checkpoint's cluster ids replace these zeros
+            clusters = (kmeans_clusters(cluster_images, m.mask_clusters, seed=cfg.train.seed)
+                        if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
         self._build_patterns(clusters)
 
         t = cfg.train
