@@ -1,7 +1,6 @@
 """The Python API, mirroring the CLI: train a model into a run folder, load a run, sample from it."""
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,11 +145,3 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
         raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}") from None
     return LoadedRun(run, cfg, task, step, info)
 
-
-def last_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    records = [r for r in RunDir(Path(run_dir)).read_metrics() if r.get("kind") == "summary"]
-    return records[-1] if records else None
-
-
-def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=2)

@@ -167,8 +167,7 @@ class DeAETask(TrainTask):
         return self.emas["net"].model if use_ema else self.net
 
     @torch.no_grad()
-    def _decode_batches(self, make: Any, n: int, seed: int, bn: BNMode | None, use_ema: bool,
-                        batch_size: int) -> torch.Tensor:
+    def _decode_batches(self, make: Any, n: int, bn: BNMode | None, use_ema: bool, batch_size: int) -> torch.Tensor:
         """Run `make(counter) -> (masks, noise)` in chunks. With batch statistics every chunk is filled up to
         batch_size with extra fresh patterns, so small requests see the statistics of a full batch."""
         net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
@@ -191,7 +190,7 @@ class DeAETask(TrainTask):
         """n new images from fresh patterns of the training distribution."""
         def make(counter: np.ndarray, take: int):
             return self.patterns.fresh(counter + seed * (1 << 32)), self._noise(seed, counter)
-        return self._decode_batches(make, n, seed, bn, use_ema, batch_size)
+        return self._decode_batches(make, n, bn, use_ema, batch_size)
 
     def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0, bn: BNMode | None = None,
                     use_ema: bool = True, batch_size: int = 256) -> torch.Tensor:
@@ -205,7 +204,7 @@ class DeAETask(TrainTask):
             pad = (np.arange(len(counter) - take) * 7919 + int(counter[0])) % self.n_examples
             masks = self.patterns.for_examples(np.concatenate([chunk, pad]))
             return masks, self._noise(seed, counter)
-        return self._decode_batches(make, len(index), seed, bn, use_ema, batch_size)
+        return self._decode_batches(make, len(index), bn, use_ema, batch_size)
 
     @torch.no_grad()
     def interpolate(self, pairs: int = 4, steps: int = 8, seed: int = 0, bn: BNMode | None = None,

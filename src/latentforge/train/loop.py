@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
-from latentforge.errors import CheckpointError
+from latentforge.errors import CheckpointError, ConfigError
 from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
@@ -29,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("train.device is cuda but no CUDA device is available; use train.device=cpu")
+        raise ConfigError(f"train.device is {name} but no CUDA device is available; use train.device=cpu")
     return dev
 
 
