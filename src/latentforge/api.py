@@ -68,8 +68,8 @@ def train(
         saved = run.load_config().model_dump(mode="json")
         if data is not None and data != saved["data"]["name"]:
             raise ConfigError(f"cannot resume on other data: the run used {saved['data']['name']!r}, got {data!r}")
-        cfg = build_config(None, None, overrides, base={**saved, **({"train": {**saved["train"], **base["train"]}}
-                                                                      if "train" in base else {})})
+        saved["train"].update(base.get("train", {}))  # only --steps may come from the command line; rest via --set
+        cfg = build_config(None, None, overrides, base=saved)
     else:
         if run.exists():
             raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --out")

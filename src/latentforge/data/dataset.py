@@ -134,7 +134,8 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
 
             def load() -> RawImages:
                 return load_folder(path, cfg.on_corrupt, tuple(cfg.background), channels,
-                                   resize=lambda im: resize_uint8(hwc_to_chw(im[None]), res)[0].permute(1, 2, 0).numpy())
+                                   resize=lambda im: resize_uint8(hwc_to_chw(im[None]), res)[0].permute(1, 2, 0).numpy(),
+                                   files=files)
         else:
             raise DataError(f"unsupported data path {path}: give a folder of images or a .npy/.npz file")
 

@@ -61,12 +61,13 @@ def load_folder(
     background: tuple[int, int, int] = (255, 255, 255),
     channels: int | None = None,
     resize=None,
+    files: list[Path] | None = None,
 ) -> RawImages:
     """Decode every image; `resize` (a callable on one HWC array) runs per image since sizes differ.
 
     Class labels come from first-level subfolders when every image sits in one; otherwise labels are -1.
     """
-    files = list_images(root)
+    files = files if files is not None else list_images(root)
     images, kept, bad = [], [], []
     for p in files:
         try:
