@@ -1,0 +1,147 @@
+"""The offline evaluation network: a small CNN trained by latentforge on the dataset itself, once, then cached.
+
+Used when the Inception weights are absent. It is trained with class labels when the data has them and by rotation
+prediction (a self-supervised task: which of 0/90/180/270 degrees was applied) when it does not. It shares nothing
+with any training loss (DeAE's loss is a Laplacian pyramid or LPIPS-AlexNet), so no model is scored by the network
+it was trained against. Every number it produces carries its name and weights hash; its held-out accuracy is
+recorded so a reader can judge how much it sees.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from latentforge.data.dataset import ImageDataset
+from latentforge.data.fetch import default_cache_dir
+from latentforge.metrics.features.base import FeatureExtractor
+from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.train.task import step_generator
+
+ARCH_VERSION = 1
+INPUT_SIZE = 32
+
+
+class SmallConvNet(nn.Module):
+    """Four conv stages (16-32-64-128) with BN and ReLU, global average pool -> 128-d features -> logits."""
+
+    def __init__(self, channels: int, classes: int, width: int = 16):
+        super().__init__()
+        layers, c = [], channels
+        for i in range(4):
+            w = width * 2 ** i
+            layers += [nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2))
+            c = w
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c, classes)
+        self.feature_dim = c
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pool = self.body(x).mean((2, 3))
+        return pool, self.head(pool)
+
+
+def _prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
+    if images.shape[1] != channels:
+        images = images.mean(1, keepdim=True) if channels == 1 else images.expand(-1, 3, -1, -1)
+    if images.shape[-1] != INPUT_SIZE:
+        images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
+                               antialias=images.shape[-1] > INPUT_SIZE)
+    return images
+
+
+def _rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
+
+
+class TrainedFeatures(FeatureExtractor):
+    def __init__(self, net: SmallConvNet, channels: int, name: str, fingerprint: str, info: dict):
+        self.net, self.channels, self.name, self.fingerprint, self.info = net.eval(), channels, name, fingerprint, info
+
+    def _forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.net.to(images.device)
+        pool, logits = self.net(_prepare(images, self.channels))
+        return pool, logits
+
+
+def _has_labels(ds: ImageDataset) -> bool:
+    return bool((ds.labels >= 0).all()) and len(torch.unique(ds.labels)) >= 2
+
+
+def train_feature_net(train: ImageDataset, heldout: ImageDataset | None, steps: int = 400, batch_size: int = 128,
+                      seed: int = 0, progress: bool = True) -> tuple[SmallConvNet, dict]:
+    """Supervised on labels when present, else rotation prediction. Returns the net and facts about its training."""
+    supervised = _has_labels(train)
+    classes = int(train.labels.max()) + 1 if supervised else 4
+    torch.manual_seed(seed)
+    net = SmallConvNet(train.channels, classes)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
+    bs = min(batch_size, len(train))
+    net.train()
+    for step in tqdm(range(steps), desc="training the evaluation feature network", disable=not progress):
+        g = step_generator(seed, step, stream=17)
+        idx = torch.randint(0, len(train), (bs,), generator=g)
+        x = _prepare(train.get(idx), train.channels)
+        shift = torch.randint(-2, 3, (2,), generator=g)
+        x = torch.roll(x, shifts=(int(shift[0]), int(shift[1])), dims=(2, 3))  # mild translation jitter
+        if supervised:
+            y = train.labels[idx]
+        else:
+            y = torch.randint(0, 4, (bs,), generator=g)
+            x = _rotate(x, y)
+        loss = F.cross_entropy(net(x)[1], y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    info = {"objective": "classes" if supervised else "rotation", "classes": classes, "steps": steps,
+            "batch_size": bs, "seed": seed, "train_images": len(train), "final_loss": loss.item()}
+    if heldout is not None and len(heldout):
+        info["heldout_accuracy"] = _accuracy(net, heldout, supervised)
+    return net, info
+
+
+@torch.no_grad()
+def _accuracy(net: SmallConvNet, ds: ImageDataset, supervised: bool) -> float:
+    correct = 0
+    for s in range(0, len(ds), 500):
+        idx = torch.arange(s, min(s + 500, len(ds)))
+        x = _prepare(ds.get(idx), ds.channels)
+        if supervised:
+            y = ds.labels[idx]
+        else:
+            y = idx % 4
+            x = _rotate(x, y)
+        correct += int((net(x)[1].argmax(1) == y).sum())
+    return correct / len(ds)
+
+
+def load_or_train_features(train: ImageDataset, heldout: ImageDataset | None = None, cache_dir: Path | None = None,
+                           seed: int = 0, steps: int = 400, progress: bool = True) -> TrainedFeatures:
+    """The cached network for this training set, training it on first use (about a minute on 2 CPU cores)."""
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    key = hashlib.sha256(f"{ARCH_VERSION}|{train.fingerprint}|{seed}|{steps}".encode()).hexdigest()[:16]
+    path = root / "featurenets" / f"{train.name}-{key}.safetensors"
+    if path.is_file():
+        state, info = load_checkpoint(path)
+        net = SmallConvNet(train.channels, info["classes"])
+        net.load_state_dict(state["net"])
+    else:
+        net, info = train_feature_net(train, heldout, steps=steps, seed=seed, progress=progress)
+        save_checkpoint(path, {"net": net.state_dict()}, info)
+    digest = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        digest.update(k.encode())
+        digest.update(v.detach().cpu().contiguous().numpy().tobytes())
+    name = f"lf-{'classifier' if info['objective'] == 'classes' else 'rotnet'}-{train.name}"
+    return TrainedFeatures(net, train.channels, name, digest.hexdigest()[:12], json.loads(json.dumps(info)))
