@@ -18,3 +18,5 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("LATENTFORGE_LPIPS_BACKBONE", raising=False)
     monkeypatch.delenv("LATENTFORGE_LPIPS_HEADS", raising=False)
+    monkeypatch.delenv("LATENTFORGE_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))

@@ -10,7 +10,7 @@ import torch
 
 from latentforge.config import RunConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
-from latentforge.errors import CheckpointError, ConfigError
+from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours, rms_distance
 from latentforge.train.checkpoint import load_checkpoint
 from latentforge.train.deae_step import DeAETask
@@ -145,3 +145,32 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
         raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}") from None
     return LoadedRun(run, cfg, task, step, info)
 
+
+
+def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", seed: int = 1,
+                 bn: str | None = None, inception_path: str | None = None, progress: bool = True,
+                 feature_net_steps: int = 400) -> dict[str, Any]:
+    """Sample n images from a run and score them against its dataset (held-out split for distribution metrics,
+    train split for memorisation); the record is appended to the run's metrics.jsonl as kind='eval'."""
+    from latentforge.metrics.evaluate import evaluate, resolve_features
+
+    if n < 2:
+        raise ConfigError("evaluation needs at least 2 samples (--n)")
+    loaded = load_run(run_dir)
+    data_cfg = loaded.cfg.data
+    train_set = load_dataset(data_cfg)
+    heldout = None
+    if data_cfg.split == "train":
+        try:
+            heldout = load_dataset(data_cfg.model_copy(update={"split": "test", "limit": None}))
+        except DataError:
+            heldout = None
+    extractor = resolve_features(features, train_set, heldout, progress=progress, inception_path=inception_path,
+                                 trained_steps=feature_net_steps)
+    fake = loaded.task.sample(n, seed=seed, bn=bn)
+    grid = loaded.run.root / "eval" / f"nearest_step_{loaded.step:07d}.png"
+    record = {"kind": "eval", "step": loaded.step, "sample_seed": seed,
+              "sample_bn": bn or getattr(loaded.cfg.model, "sample_bn", None),
+              **evaluate(fake, train_set, heldout, extractor, grid_path=grid, seed=seed)}
+    loaded.run.append_metrics(record)
+    return record

@@ -53,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="auto")
 
+    e = sub.add_parser("eval", help="score a run's samples: FID, KID, IS, precision/recall, memorisation")
+    e.add_argument("run_dir")
+    e.add_argument("--n", type=int, default=1000, help="number of samples to score")
+    e.add_argument("--json", help="also write the record to this file")
+    e.add_argument("--features", default="auto", choices=["auto", "inception", "trained"],
+                   help="feature network: auto = Inception if its weights are on disk, else one trained on the data")
+    e.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
+    e.add_argument("--feature-net-steps", type=int, default=400,
+                   help="training budget of the offline feature network (when Inception weights are absent)")
+    e.add_argument("--seed", type=int, default=1)
+    e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
+
     sub.add_parser("datasets", help="list the built-in datasets")
     return p
 
@@ -122,6 +134,27 @@ def _cmd_interpolate(a: argparse.Namespace) -> None:
     print(f"wrote {a.pairs} interpolations of {a.steps} steps to {a.out}")
 
 
+def _cmd_eval(a: argparse.Namespace) -> None:
+    from latentforge.api import evaluate_run
+
+    rec = evaluate_run(a.run_dir, n=a.n, features=a.features, seed=a.seed, bn=a.bn,
+                       inception_path=a.inception_weights, feature_net_steps=a.feature_net_steps)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rec, indent=2))
+    print(f"feature network: {rec['feature_network']}  (reference: {rec['reference_split']} split, "
+          f"{rec['n_reference']} images; {rec['n_fake']} samples at step {rec['step']})")
+    rows = [("FID", "fid"), ("FID vs train", "fid_train"), ("FID held-out vs train", "fid_heldout_vs_train"),
+            ("KID", "kid"), ("IS", "is"), ("IS of reference", "is_reference"), ("precision", "precision"),
+            ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
+            ("NN pixel RMS (median)", "nn_pixel_rms_median"), ("held-out NN pixel RMS", "heldout_nn_pixel_rms_median"),
+            ("NN feature ratio vs held-out", "nn_feature_ratio_vs_heldout"), ("near-copy fraction", "near_copy_fraction")]
+    for label, key in rows:
+        if key in rec:
+            extra = f" ± {rec[key + '_std']:.4g}" if key + "_std" in rec else ""
+            print(f"  {label:<30} {rec[key]:.4g}{extra}")
+    print(f"nearest-neighbour grid: {rec['nn_grid']}")
+
+
 def _cmd_datasets(a: argparse.Namespace) -> None:
     from latentforge.data.dataset import BUILTINS
 
@@ -132,7 +165,7 @@ def _cmd_datasets(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct,
-            "interpolate": _cmd_interpolate, "datasets": _cmd_datasets}
+            "interpolate": _cmd_interpolate, "eval": _cmd_eval, "datasets": _cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import torch
 
+from latentforge.metrics.memorisation import knn, pixel_rms
+
 
 def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image RMS distance in [0, 1] pixel units between matched (N, C, H, W) tensors in [-1, 1]."""
     return ((a - b) / 2).flatten(1).pow(2).mean(1).sqrt()
 
 
-def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: int = 512
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query image, the RMS distance ([0, 1] pixel units) to its nearest reference image, and its index."""
-    q = (queries.flatten(1).float() / 2)
-    r = (reference.flatten(1).float() / 2)
-    r_sq = r.pow(2).sum(1)
-    dists, idx = [], []
-    for s in range(0, len(q), chunk):
-        qc = q[s:s + chunk]
-        d2 = (qc.pow(2).sum(1, keepdim=True) - 2 * qc @ r.T + r_sq[None]).clamp_min(0)
-        m, i = d2.min(1)
-        dists.append((m / q.shape[1]).sqrt())
-        idx.append(i)
-    return torch.cat(dists), torch.cat(idx)
+    d, i = knn(queries, reference, 1)
+    return pixel_rms(d[:, 0], queries[0].numel()).float(), i[:, 0]
 
 
 def mean_pairwise_distance(images: torch.Tensor, max_pairs: int = 4096) -> float:

@@ -109,7 +109,7 @@ class Trainer:
         n_acc, t_interval, t0 = 0, time.perf_counter(), time.perf_counter()
         last: dict[str, float] = {}
         step = start
-        bar = tqdm(total=cfg.steps, initial=start, disable=not self.progress, dynamic_ncols=True,
+        bar = tqdm(total=cfg.steps, initial=start, disable=None if self.progress else True, dynamic_ncols=True,
                    desc=f"train {task.name}", unit="step")
         autocast = autocast_context(task.device, cfg.precision)
         try:

@@ -87,7 +87,8 @@ def train_feature_net(train: ImageDataset, heldout: ImageDataset | None, steps: 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
     bs = min(batch_size, len(train))
     net.train()
-    for step in tqdm(range(steps), desc="training the evaluation feature network", disable=not progress):
+    bar = tqdm(range(steps), desc="training the evaluation feature network", disable=None if progress else True)
+    for step in bar:
         g = step_generator(seed, step, stream=17)
         idx = torch.randint(0, len(train), (bs,), generator=g)
         x = _prepare(train.get(idx), train.channels)
