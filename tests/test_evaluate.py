@@ -119,3 +119,15 @@ def test_evaluate_rejects_wrong_shapes(digits, features):
     with pytest.raises(latentforge.ConfigError, match="shape"):
         evaluate(torch.zeros(4, 3, 16, 16), digits[0], digits[1], features)
     assert evaluate_mod.PREPROCESS_VERSION >= 1
+
+
+def test_evaluate_images_from_a_folder(tmp_path):
+    from latentforge.data.dataset import load_dataset as ld
+    from latentforge.utils.images import save_each
+
+    real = ld(DataConfig(name="digits", resolution=16, cache=False))
+    save_each(real.get(torch.arange(50)), tmp_path / "fakes")
+    rec = latentforge.evaluate_images(tmp_path / "fakes", data="digits", resolution=16, progress=False,
+                                      feature_net_steps=10, grid_path=tmp_path / "nn.png")
+    assert rec["n_fake"] == 50 and rec["near_copy_fraction"] == 1.0  # PNG round trip of training images
+    assert (tmp_path / "nn.png").is_file()

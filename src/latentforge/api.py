@@ -174,3 +174,28 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
               **evaluate(fake, train_set, heldout, extractor, grid_path=grid, seed=seed)}
     loaded.run.append_metrics(record)
     return record
+
+
+def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resolution: int | None = None,
+                    features: str = "auto", seed: int = 1, grid_path: str | Path | None = None,
+                    progress: bool = True, feature_net_steps: int = 400) -> dict[str, Any]:
+    """Score images that came from anywhere (a tensor in [-1, 1], an image folder, a .npy/.npz file) against a
+    dataset (built-in name or path): the same record `latentforge eval` writes."""
+    from latentforge.config import DataConfig
+    from latentforge.metrics.evaluate import evaluate, resolve_features
+
+    if isinstance(fake, torch.Tensor):
+        resolution = resolution or fake.shape[-1]
+    resolution = resolution or 32
+    train_set = load_dataset(DataConfig(name=data, resolution=resolution))
+    try:
+        heldout = load_dataset(DataConfig(name=data, resolution=resolution, split="test"))
+    except DataError:
+        heldout = None
+    if not isinstance(fake, torch.Tensor):
+        fake_set = load_dataset(DataConfig(name=str(fake), resolution=resolution, split="all",
+                                           channels=train_set.channels, cache=False))
+        fake = fake_set.get(torch.arange(len(fake_set)))
+    extractor = resolve_features(features, train_set, heldout, progress=progress, trained_steps=feature_net_steps)
+    return evaluate(fake.float(), train_set, heldout, extractor, seed=seed,
+                    grid_path=Path(grid_path) if grid_path else None)
