@@ -238,3 +238,21 @@ def test_preprocess_matches_pytorch_fid_pipeline() -> None:
     for bad in (torch.zeros(2, 2, 32, 32), torch.zeros(3, 32, 32)):
         with pytest.raises(ValueError):
             I.preprocess(bad)
+
+
+def test_standard_inception_path_end_to_end(weights_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                                            ) -> None:
+    """`--features inception` from weights named by the env var, through the whole evaluation, labelled as such."""
+    from latentforge.config import DataConfig
+    from latentforge.data import load_dataset
+    from latentforge.metrics.evaluate import evaluate, resolve_features
+
+    monkeypatch.setenv(I.WEIGHTS_ENV, str(weights_file))
+    train = load_dataset(DataConfig(name="digits", resolution=16, limit=4, cache=False))
+    held = load_dataset(DataConfig(name="digits", resolution=16, split="test", limit=3, cache=False))
+    extractor = resolve_features("auto", train, held)  # weights present -> the standard network
+    assert extractor.name == "inception-v3-fid" and extractor.label.startswith("inception-v3-fid@")
+    fake = train.get(torch.arange(3)).flip(-1)
+    rec = evaluate(fake, train, held, extractor, kid_subset_size=3, kid_subsets=2, k=1, cache_dir=tmp_path)
+    assert rec["feature_network"] == extractor.label and rec["reference_split"] == "test"
+    assert np.isfinite(rec["fid"]) and rec["fid"] > 0 and np.isfinite(rec["is"]) and rec["is"] >= 1

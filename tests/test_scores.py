@@ -43,15 +43,17 @@ def test_gaussian_stats_matches_numpy():
     np.testing.assert_allclose(sigma, (f - f.mean(0)).T @ (f - f.mean(0)) / (len(f) - 1), rtol=1e-10)
 
 
-def test_frechet_closed_form_diagonal_and_commuting():
+@pytest.mark.parametrize("method", ["eigh", "sqrtm"])
+def test_frechet_closed_form_diagonal_and_commuting(method):
     rng = np.random.default_rng(1)
     d = 12
     mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
     a, b = rng.uniform(0.1, 3, size=d), rng.uniform(0.1, 3, size=d)
     expected = ((mu1 - mu2) ** 2).sum() + (a + b - 2 * np.sqrt(a * b)).sum()
-    assert _rel(frechet_distance(mu1, np.diag(a), mu2, np.diag(b)), expected) < 1e-6
+    assert _rel(frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method), expected) < 1e-6
     q, _ = np.linalg.qr(rng.normal(size=(d, d)))  # same eigenvectors -> commuting covariances, same closed form
-    assert _rel(frechet_distance(mu1, q @ np.diag(a) @ q.T, mu2, q @ np.diag(b) @ q.T), expected) < 1e-6
+    assert _rel(frechet_distance(mu1, q @ np.diag(a) @ q.T, mu2, q @ np.diag(b) @ q.T, method=method),
+                expected) < 1e-6
 
 
 def _sym_sqrt(s):
@@ -70,6 +72,15 @@ def test_frechet_vs_symmetric_form_on_random_features():
     h = _sym_sqrt(c1)
     expected = np.trace(c1) + np.trace(c2) - 2 * np.trace(_sym_sqrt(h @ c2 @ h))
     assert _rel(frechet_distance(np.zeros(20), c1, np.zeros(20), c2), expected) < 1e-6
+    assert _rel(frechet_distance(np.zeros(20), c1, np.zeros(20), c2, method="sqrtm"), expected) < 1e-6
+
+
+def test_eigh_and_pytorch_fid_style_sqrtm_agree():
+    a, b = _feats(11, n=800, d=64), _feats(12, n=700, d=64, shift=0.2) * 1.1
+    (m1, s1), (m2, s2) = gaussian_stats(a), gaussian_stats(b)
+    assert _rel(frechet_distance(m1, s1, m2, s2), frechet_distance(m1, s1, m2, s2, method="sqrtm")) < 1e-9
+    with pytest.raises(ValueError, match="unknown method"):
+        frechet_distance(m1, s1, m2, s2, method="svd")
 
 
 def test_frechet_identical_symmetric_and_mean_shift():
@@ -93,14 +104,14 @@ def test_frechet_singular_offset_and_imaginary_guard(monkeypatch):
 
     monkeypatch.setattr(scores, "linalg", types.SimpleNamespace(sqrtm=nan_then_real))
     s1, s2 = np.diag([1.0, 0.0]), np.diag([0.0, 4.0])
-    out = frechet_distance(np.zeros(2), s1, np.zeros(2), s2, eps=1e-6)
+    out = frechet_distance(np.zeros(2), s1, np.zeros(2), s2, eps=1e-6, method="sqrtm")
     assert len(calls) == 2 and np.allclose(calls[1], (s1 + 1e-6 * np.eye(2)) @ (s2 + 1e-6 * np.eye(2)))
     assert abs(out - 5.0) < 1e-2
     monkeypatch.setattr(scores, "linalg", types.SimpleNamespace(sqrtm=lambda m: m + 0.5j))
     with pytest.raises(ValueError, match="Imaginary component"):
-        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="sqrtm")
     monkeypatch.setattr(scores, "linalg", types.SimpleNamespace(sqrtm=lambda m: m + 1e-9j))
-    assert abs(frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))) < 1e-12
+    assert abs(frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="sqrtm")) < 1e-12
 
 
 # ---------------------------------------------------------------- reference implementations
@@ -188,7 +199,8 @@ def test_frechet_matches_pytorch_fid_if_importable():
     a, b = _feats(15, n=500, d=32), _feats(16, n=500, d=32, shift=0.1)
     (m1, s1), (m2, s2) = gaussian_stats(a), gaussian_stats(b)
     expected = ref.calculate_frechet_distance(m1, s1, m2, s2)
-    assert _rel(frechet_distance(m1, s1, m2, s2), float(expected)) < 1e-9
+    assert _rel(frechet_distance(m1, s1, m2, s2, method="sqrtm"), float(expected)) < 1e-9
+    assert _rel(frechet_distance(m1, s1, m2, s2), float(expected)) < 1e-6
 
 
 def test_prdc_matches_reference_package_if_importable():
