@@ -9,27 +9,32 @@ What is measured, per N (`--sizes`, default 1,000 and 10,000):
                      `InceptionFeatures` like `load_inception` does), input resized to 299x299, 2048-d features and
                      1008 logits. It runs at a few img/s on 2 cores, so only `--inception-n` images (default 200) are
                      timed, after a small warm-up, and the seconds for all N are extrapolated (marked "extrap.").
-                   Peak RSS growth is `ru_maxrss` at the end minus `ru_maxrss` once the N input images exist, i.e. the
-                   extraction's own working memory plus its output; the input size is shown beside it.
+                   Peak RSS growth: the peak-RSS mark (VmHWM) is reset once the N input images exist (Linux
+                   /proc/self/clear_refs), and growth is the peak at the end minus the RSS then, i.e. the network,
+                   the extraction's working memory and its output; the input size is shown beside it.
   * metrics        seconds for one call (no repetitions) on float64 arrays, the same arrays for every implementation:
                    features are Gaussian with a random, anisotropic covariance (decaying spectrum, random mixing),
                    "fake" drawn from a slightly perturbed mixing and mean, for D = 128 (offline net) and D = 2048
                    (Inception); 1008 Gaussian logits with a class bias for IS; uniform [-1, 1] 32x32x3 images for the
                    memorisation k-NN. Rows:
-                   - FID       `fid_from_features` (np.cov + scipy `sqrtm`; at D = 2048 the sqrtm of a 2048x2048 matrix
-                               dominates and is done once per N per sqrtm implementation);
+                   - FID       `gaussian_stats` x2 + `frechet_distance` (= `fid_from_features`) with its default
+                               method and, when it takes `method=`, again with `method="sqrtm"` (pytorch-fid's scipy
+                               sqrtm of the non-symmetric 2048x2048 product, 20+ s at D = 2048 on one core; done once
+                               per N, as is every other FID);
                    - KID       `kid(n_subsets=100, subset_size=1000)` (subset size clipped to N);
                    - IS        `inception_score(logits, splits=10)` on N x 1008 logits;
                    - PRDC      `prdc(k=5)`;
                    - kNN       `memorisation.knn(samples, train, k=3)`: N samples against N training images in pixel
                                space (3072-d), k=3 as `memorisation_report` uses.
-                   All metrics of one N run in one subprocess (ours), torchmetrics' in another, pytorch-fid's in a third.
+                   All metrics of one N run in one subprocess (ours), torchmetrics' in another, pytorch-fid's in a
+                   third; each call's peak RSS growth is measured like the extraction's, from a reset peak mark.
   * references     torchmetrics (FID, KID, IS via a `feature=` module that returns the given arrays, as
                    tests/test_scores.py does; timed as update(real) + update(fake) + compute(), since torchmetrics
                    builds its covariance in update) and, when the throwaway venv `--pf-python` (default
                    /tmp/venv_pf/bin/python, torch + torchvision + pytorch-fid) exists, pytorch-fid's
-                   `np.mean`/`np.cov` + `calculate_frechet_distance` on the same arrays (saved with np.save). pytorch-fid
-                   needs torchvision, which must never be installed beside latentforge's torch, hence the separate venv.
+                   `np.mean`/`np.cov` + `calculate_frechet_distance` on the same arrays (saved with np.save).
+                   pytorch-fid needs torchvision, which must never be installed beside latentforge's torch, hence
+                   the separate venv.
                    "|diff|" is the absolute difference of the values (FID; KID mean; IS mean). torchmetrics draws its
                    KID subsets with torch.randperm and ours with numpy, so for N > 1000 the KID difference is
                    subset-sampling noise (the JSON holds both stds); for N <= 1000 every subset is the whole set.
@@ -64,8 +69,33 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "eval_throughput.jso
 DEFAULT_PF_PYTHON = Path("/tmp/venv_pf/bin/python")
 
 
-def _rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+def _mem_kib() -> tuple[int, int]:
+    """(current RSS, peak RSS) of this process in KiB: VmRSS/VmHWM, or ru_maxrss for both where /proc is missing."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        return peak, peak
+
+
+def _reset_peak() -> int:
+    """Reset the peak-RSS mark to the current RSS (Linux: write 5 to /proc/self/clear_refs); return the current RSS.
+    Where that is not allowed the mark stays, and growth is then measured from the old peak (an underestimate)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return _mem_kib()[1]
+    return _mem_kib()[0]
+
+
+def _measured(fn):
+    """(fn(), seconds, peak RSS growth in MiB above the RSS just before the call)."""
+    rss0 = _reset_peak()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    return out, dt, (_mem_kib()[1] - rss0) / 1024
 
 
 def _load(data: Path, name: str, n: int):
@@ -85,10 +115,10 @@ def extract_worker(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rss_import = _rss_kib()
+    rss_import = _mem_kib()[0]
     g = torch.Generator().manual_seed(0)
     images = torch.rand(args.n, CHANNELS, RESOLUTION, RESOLUTION, generator=g) * 2 - 1
-    rss0 = _rss_kib()
+    rss0 = _reset_peak()  # peak growth counts the network, the warm-up, the extraction and its output
     torch.manual_seed(0)
     if args.worker == "extract-lf":
         ex = TrainedFeatures(SmallConvNet(CHANNELS, 10), CHANNELS, "lf-bench", "random", {})
@@ -100,7 +130,7 @@ def extract_worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     feats = ex.extract(images[:timed])
     dt = time.perf_counter() - t0
-    rss1 = _rss_kib()
+    rss1 = _mem_kib()[1]
     return {
         "network": ex.name, "label": ex.label, "n": args.n, "timed_images": timed, "warmup_images": warm,
         "batch": BATCH, "seconds": dt, "img_per_s": timed / dt, "seconds_for_n": args.n / (timed / dt),
@@ -108,18 +138,15 @@ def extract_worker(args: argparse.Namespace) -> dict:
         "logits": None if feats.logits is None else int(feats.logits.shape[1]),
         "input_mib": images.numel() * images.element_size() / 2**20,
         "peak_rss_growth_mib": (rss1 - rss0) / 1024, "rss_after_imports_mib": rss_import / 1024,
+        "rss_with_inputs_mib": rss0 / 1024,
         "peak_rss_total_mib": rss1 / 1024, "threads": torch.get_num_threads(),
     }
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def ours_worker(args: argparse.Namespace) -> dict:
     """latentforge's metric functions at one N."""
+    import inspect
+
     import torch
 
     from latentforge.metrics.memorisation import knn
@@ -133,27 +160,31 @@ def ours_worker(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     perm = torch.randperm(n).numpy()  # the shuffle torchmetrics' IS draws after torch.manual_seed(0)
     logits = arrays["logits"][perm]
-    rss0 = _rss_kib()
+    # frechet_distance's default method, plus the pytorch-fid-style scipy sqrtm when it offers a choice
+    method = inspect.signature(frechet_distance).parameters.get("method")
+    fid_methods = [None] if method is None else [method.default] + [m for m in ("sqrtm",) if m != method.default]
     out = {}
     for d in (D_SMALL, D_INCEPTION):
         real, fake = arrays[f"real{d}"], arrays[f"fake{d}"]
-        (s_real, s_fake), t_stats = _timed(lambda: (gaussian_stats(real), gaussian_stats(fake)))
-        fid, t_dist = _timed(lambda: frechet_distance(*s_real, *s_fake))  # = fid_from_features, split in two
-        out[f"fid{d}"] = {"value": fid, "seconds": t_stats + t_dist, "stats_seconds": t_stats,
-                          "sqrtm_seconds": t_dist}
-        (mean, std), t = _timed(lambda: kid(real, fake, n_subsets=KID_SUBSETS, subset_size=KID_SIZE))
-        out[f"kid{d}"] = {"value": mean, "std": std, "seconds": t, "subsets": KID_SUBSETS,
-                          "subset_size": min(KID_SIZE, n)}
-        res, t = _timed(lambda: prdc(real, fake, k=PRDC_K))
-        out[f"prdc{d}"] = {"value": res, "seconds": t, "k": PRDC_K}
-    (mean, std), t = _timed(lambda: inception_score(logits, splits=IS_SPLITS))
-    out["is1008"] = {"value": mean, "std": std, "seconds": t, "splits": IS_SPLITS}
+        for i, m in enumerate(fid_methods):
+            kw = {} if i == 0 else {"method": m}  # the first is the default: called exactly as fid_from_features
+            (s_real, s_fake), t_stats, mem_stats = _measured(lambda: (gaussian_stats(real), gaussian_stats(fake)))
+            fid, t_dist, mem_dist = _measured(lambda: frechet_distance(*s_real, *s_fake, **kw))
+            out[f"fid{d}" + ("" if i == 0 else f"_{m}")] = {
+                "value": fid, "method": m or "sqrtm", "default_method": i == 0, "seconds": t_stats + t_dist,
+                "stats_seconds": t_stats, "distance_seconds": t_dist, "peak_rss_growth_mib": max(mem_stats, mem_dist)}
+        (mean, std), t, mem = _measured(lambda: kid(real, fake, n_subsets=KID_SUBSETS, subset_size=KID_SIZE))
+        out[f"kid{d}"] = {"value": mean, "std": std, "seconds": t, "peak_rss_growth_mib": mem,
+                          "subsets": KID_SUBSETS, "subset_size": min(KID_SIZE, n)}
+        res, t, mem = _measured(lambda: prdc(real, fake, k=PRDC_K))
+        out[f"prdc{d}"] = {"value": res, "seconds": t, "peak_rss_growth_mib": mem, "k": PRDC_K}
+    (mean, std), t, mem = _measured(lambda: inception_score(logits, splits=IS_SPLITS))
+    out["is1008"] = {"value": mean, "std": std, "seconds": t, "peak_rss_growth_mib": mem, "splits": IS_SPLITS}
     px_fake, px_train = torch.from_numpy(arrays["px_fake"]), torch.from_numpy(arrays["px_train"])
-    (dist, _), t = _timed(lambda: knn(px_fake, px_train, k=KNN_K))
+    (dist, _), t, mem = _measured(lambda: knn(px_fake, px_train, k=KNN_K))
     out["knn3072"] = {"value": float(dist[:, 0].median()), "value_is": "median nearest distance", "seconds": t,
-                      "k": KNN_K}
-    return {"impl": "ours", "n": n, "metrics": out, "peak_rss_growth_mib": (_rss_kib() - rss0) / 1024,
-            "threads": torch.get_num_threads()}
+                      "peak_rss_growth_mib": mem, "k": KNN_K}
+    return {"impl": "ours", "n": n, "metrics": out, "threads": torch.get_num_threads()}
 
 
 def tm_worker(args: argparse.Namespace) -> dict:
@@ -183,7 +214,6 @@ def tm_worker(args: argparse.Namespace) -> dict:
     n, data = args.n, Path(args.data)
     arrays = {name: torch.from_numpy(_load(data, name, n)) for name in
               ("real128", "fake128", "real2048", "fake2048", "logits")}
-    rss0 = _rss_kib()
     out = {}
     for d in (D_SMALL, D_INCEPTION):
         real, fake = arrays[f"real{d}"], arrays[f"fake{d}"]
@@ -202,10 +232,10 @@ def tm_worker(args: argparse.Namespace) -> dict:
             mean, std = m.compute()
             return float(mean), float(std)
 
-        value, t = _timed(fid)
-        out[f"fid{d}"] = {"value": value, "seconds": t}
-        (mean, std), t = _timed(kid)
-        out[f"kid{d}"] = {"value": mean, "std": std, "seconds": t}
+        value, t, mem = _measured(fid)
+        out[f"fid{d}"] = {"value": value, "seconds": t, "peak_rss_growth_mib": mem}
+        (mean, std), t, mem = _measured(kid)
+        out[f"kid{d}"] = {"value": mean, "std": std, "seconds": t, "peak_rss_growth_mib": mem}
 
     def inception_score():
         m = InceptionScore(feature=Given(N_LOGITS), splits=IS_SPLITS)
@@ -214,10 +244,10 @@ def tm_worker(args: argparse.Namespace) -> dict:
         mean, std = m.compute()
         return float(mean), float(std)
 
-    (mean, std), t = _timed(inception_score)
-    out["is1008"] = {"value": mean, "std": std, "seconds": t}
+    (mean, std), t, mem = _measured(inception_score)
+    out["is1008"] = {"value": mean, "std": std, "seconds": t, "peak_rss_growth_mib": mem}
     return {"impl": "torchmetrics", "version": torchmetrics.__version__, "n": n, "metrics": out,
-            "peak_rss_growth_mib": (_rss_kib() - rss0) / 1024, "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads()}
 
 
 def pf_worker(args: argparse.Namespace) -> dict:
@@ -231,17 +261,17 @@ def pf_worker(args: argparse.Namespace) -> dict:
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # it passes sqrtm(disp=False)
     n, data = args.n, Path(args.data)
     arrays = {name: _load(data, name, n) for name in ("real128", "fake128", "real2048", "fake2048")}
-    rss0, out = _rss_kib(), {}
+    out = {}
     for d in (D_SMALL, D_INCEPTION):
         real, fake = arrays[f"real{d}"], arrays[f"fake{d}"]
         # calculate_activation_statistics' last two lines, then the distance
-        (mu1, s1, mu2, s2), t_stats = _timed(lambda: (np.mean(real, axis=0), np.cov(real, rowvar=False),
-                                                      np.mean(fake, axis=0), np.cov(fake, rowvar=False)))
-        value, t_dist = _timed(lambda: float(calculate_frechet_distance(mu1, s1, mu2, s2)))
+        (mu1, s1, mu2, s2), t_stats, mem_stats = _measured(lambda: (
+            np.mean(real, axis=0), np.cov(real, rowvar=False), np.mean(fake, axis=0), np.cov(fake, rowvar=False)))
+        value, t_dist, mem_dist = _measured(lambda: float(calculate_frechet_distance(mu1, s1, mu2, s2)))
         out[f"fid{d}"] = {"value": value, "seconds": t_stats + t_dist, "stats_seconds": t_stats,
-                          "sqrtm_seconds": t_dist}
+                          "distance_seconds": t_dist, "peak_rss_growth_mib": max(mem_stats, mem_dist)}
     return {"impl": "pytorch-fid", "version": importlib.metadata.version("pytorch-fid"), "n": n, "metrics": out,
-            "peak_rss_growth_mib": (_rss_kib() - rss0) / 1024, "python": sys.executable}
+            "python": sys.executable}
 
 
 WORKERS = {"extract-lf": extract_worker, "extract-inception": extract_worker, "ours": ours_worker,
@@ -371,25 +401,26 @@ def main() -> None:
           f"{torchmetrics.__version__}, pf = " + (f"pytorch-fid {pf_ver} ({pf_python})" if pf_python else
                                                   f"pytorch-fid: skipped, {args.pf_python} not found"))
     head = (f"{'N':>7}  {'metric':<16} {'D':>5} {'ours s':>8} {'tm s':>8} {'ours/tm':>8} {'|diff| tm':>9} "
-            f"{'pf s':>8} {'ours/pf':>8} {'|diff| pf':>9}  value (ours)")
-    print(head + "\n" + "-" * (len(head) + 14))
-    names = {"fid": "FID", "kid": f"KID {KID_SUBSETS}x{KID_SIZE}", "is": f"IS {IS_SPLITS} splits",
-             "prdc": f"PRDC k={PRDC_K}", "knn": f"kNN k={KNN_K} pixels"}
+            f"{'pf s':>8} {'ours/pf':>8} {'|diff| pf':>9} {'ours MiB':>9} {'tm MiB':>7}  value (ours)")
+    print(head + "\n" + "-" * (len(head) + 24))
+    names = {"kid": f"KID {KID_SUBSETS}x{KID_SIZE}", "is": f"IS {IS_SPLITS} splits", "prdc": f"PRDC k={PRDC_K}",
+             "knn": f"kNN k={KNN_K} pixels"}
     for row in metrics:
         n = row["n"]
-        for key in ("fid128", "kid128", "prdc128", "fid2048", "kid2048", "prdc2048", "is1008", "knn3072"):
-            ours = row["ours"]["metrics"][key]
-            kind, d = key.rstrip("0123456789"), key.lstrip("abcdefghijklmnopqrstuvwxyz")
-            cols = []
+        for key, ours in row["ours"]["metrics"].items():
+            base, _, variant = key.partition("_")  # e.g. "fid2048_sqrtm": ours with method="sqrtm" vs the same refs
+            kind, d = base.rstrip("0123456789"), base.lstrip("abcdefghijklmnopqrstuvwxyz")
+            cols, tm_mem = [], None
             for impl in ("torchmetrics", "pytorch-fid"):
-                ref = row.get(impl, {}).get("metrics", {}).get(key)
+                ref = row.get(impl, {}).get("metrics", {}).get(base)
                 if ref is None:
                     cols += [_fmt(None, width=8), _fmt(None, width=8), _fmt(None)]
                     continue
-                ref["ratio_ours_over_ref"] = ours["seconds"] / ref["seconds"]
-                ref["abs_diff"] = abs(ours["value"] - ref["value"])
-                cols += [_fmt(ref["seconds"], ".2f", 8), _fmt(ref["ratio_ours_over_ref"], ".2f", 8),
-                         _fmt(ref["abs_diff"], ".1e")]
+                ours.setdefault("vs", {})[impl] = cmp = {"ratio_ours_over_ref": ours["seconds"] / ref["seconds"],
+                                                         "abs_diff": abs(ours["value"] - ref["value"])}
+                cols += [_fmt(ref["seconds"], ".2f", 8), _fmt(cmp["ratio_ours_over_ref"], ".2f", 8),
+                         _fmt(cmp["abs_diff"], ".1e")]
+                tm_mem = ref["peak_rss_growth_mib"] if impl == "torchmetrics" else tm_mem
             v = ours["value"]
             if kind == "prdc":
                 value = "P/R/D/C " + "/".join(f"{v[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
@@ -398,17 +429,17 @@ def main() -> None:
             elif kind in ("kid", "is"):
                 value = f"{v:.6g} +- {ours['std']:.2g}"
             else:
-                value = f"{v:.6g}"
-            if kind == "fid":
-                value += f"  (stats {ours['stats_seconds']:.2f} s + sqrtm {ours['sqrtm_seconds']:.2f} s)"
-            print(f"{n:>7,}  {names[kind]:<16} {d:>5} {ours['seconds']:>8.2f} {' '.join(cols[:3])} "
-                  f"{' '.join(cols[3:])}  {value}")
-    print("Each FID at D=2048 (ours and pf: scipy sqrtm; tm: torch.linalg.eigvals) is computed once per N. tm/pf FID "
-          "times include building the covariance (tm: in update()). KID |diff| for N > 1000: different random subsets.")
-    rss = "; ".join(f"N={row['n']:,}: " + ", ".join(f"{impl} {row[impl]['peak_rss_growth_mib']:.0f}"
-                                                     for impl in ("ours", "torchmetrics", "pytorch-fid") if impl in row)
-                    for row in metrics)
-    print(f"metric workers' peak RSS growth beyond their input arrays (MiB): {rss}")
+                value = f"{v:.6g} (stats {ours['stats_seconds']:.2f} s + distance {ours['distance_seconds']:.2f} s)"
+            name = f"FID {ours['method']}" if kind == "fid" else names[kind]
+            print(f"{n:>7,}  {name:<16} {d:>5} {ours['seconds']:>8.2f} {' '.join(cols)} "
+                  f"{ours['peak_rss_growth_mib']:>9.0f} {_fmt(tm_mem, '.0f', 7)}  {value}")
+    fid_rows = [k for k in metrics[0]["ours"]["metrics"] if k.startswith("fid")]
+    default = metrics[0]["ours"]["metrics"][fid_rows[0]]["method"]
+    print(f"FID: ours = fid_from_features (frechet_distance's default, method={default!r})"
+          + (", then method='sqrtm'" if len(fid_rows) > 2 else "")
+          + "; tm: torch.linalg.eigvals; pf: scipy sqrtm. Each is computed once per N. tm/pf FID times include "
+          "building the covariance (tm: in update()).\nKID |diff| for N > 1000: different random subsets (torch vs "
+          "numpy draws). MiB: peak RSS growth of that one call above the RSS just before it (inputs excluded).")
 
     record = {
         "benchmark": "eval_throughput", "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
