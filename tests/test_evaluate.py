@@ -131,3 +131,11 @@ def test_evaluate_images_from_a_folder(tmp_path):
                                       feature_net_steps=10, grid_path=tmp_path / "nn.png")
     assert rec["n_fake"] == 50 and rec["near_copy_fraction"] == 1.0  # PNG round trip of training images
     assert (tmp_path / "nn.png").is_file()
+
+
+def test_single_heldout_image_falls_back_to_train_reference(digits, features, tmp_path):
+    train, test = digits
+    one = type(test)(test.images[:1], test.labels[:1], "digits", "test", "fp-one", test.class_names, "")
+    rec = evaluate(train.get(torch.arange(50)), train, one, features, kid_subset_size=50, kid_subsets=2,
+                   cache_dir=tmp_path)
+    assert rec["reference_split"] == "train" and "heldout_nn_pixel_rms_median" not in rec

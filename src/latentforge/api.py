@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from latentforge.config import RunConfig, build_config
+from latentforge.config import DataConfig, RunConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours, rms_distance
@@ -147,6 +147,17 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
 
 
 
+def _train_and_heldout(data_cfg: DataConfig) -> tuple[ImageDataset, ImageDataset | None]:
+    """The split a model trained on, and the held-out images it never saw (None when the config used all data)."""
+    train_set = load_dataset(data_cfg)
+    if data_cfg.split != "train":
+        return train_set, None
+    try:
+        return train_set, load_dataset(data_cfg.model_copy(update={"split": "test", "limit": None}))
+    except DataError:  # a split with no held-out images
+        return train_set, None
+
+
 def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", seed: int = 1,
                  bn: str | None = None, inception_path: str | None = None, progress: bool = True,
                  feature_net_steps: int = 400) -> dict[str, Any]:
@@ -157,14 +168,7 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
     if n < 2:
         raise ConfigError("evaluation needs at least 2 samples (--n)")
     loaded = load_run(run_dir)
-    data_cfg = loaded.cfg.data
-    train_set = load_dataset(data_cfg)
-    heldout = None
-    if data_cfg.split == "train":
-        try:
-            heldout = load_dataset(data_cfg.model_copy(update={"split": "test", "limit": None}))
-        except DataError:
-            heldout = None
+    train_set, heldout = _train_and_heldout(loaded.cfg.data)
     extractor = resolve_features(features, train_set, heldout, progress=progress, inception_path=inception_path,
                                  trained_steps=feature_net_steps)
     fake = loaded.task.sample(n, seed=seed, bn=bn)
@@ -181,17 +185,12 @@ def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resol
                     progress: bool = True, feature_net_steps: int = 400) -> dict[str, Any]:
     """Score images that came from anywhere (a tensor in [-1, 1], an image folder, a .npy/.npz file) against a
     dataset (built-in name or path): the same record `latentforge eval` writes."""
-    from latentforge.config import DataConfig
     from latentforge.metrics.evaluate import evaluate, resolve_features
 
     if isinstance(fake, torch.Tensor):
         resolution = resolution or fake.shape[-1]
     resolution = resolution or 32
-    train_set = load_dataset(DataConfig(name=data, resolution=resolution))
-    try:
-        heldout = load_dataset(DataConfig(name=data, resolution=resolution, split="test"))
-    except DataError:
-        heldout = None
+    train_set, heldout = _train_and_heldout(DataConfig(name=data, resolution=resolution))
     if not isinstance(fake, torch.Tensor):
         fake_set = load_dataset(DataConfig(name=str(fake), resolution=resolution, split="all",
                                            channels=train_set.channels, cache=False))

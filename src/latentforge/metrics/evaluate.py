@@ -81,8 +81,8 @@ def evaluate(fake: torch.Tensor, train: ImageDataset, heldout: ImageDataset | No
     if f_fake.logits is not None:
         record["is"], record["is_std"] = inception_score(f_fake.logits, splits=min(10, max(1, len(fake) // 100)))
         record["is_reference"], _ = inception_score(f_ref.logits, splits=min(10, max(1, len(ref) // 100)))
-    held_images = heldout.get(torch.arange(len(heldout))) if heldout is not None and len(heldout) else None
     train_images = train.get(torch.arange(len(train)))
+    held_images = ref.get(torch.arange(len(ref))) if ref is not train else None
     mem, nn_idx = memorisation_report(fake, train_images, held_images, f_fake.pool, f_train.pool,
                                       f_ref.pool if ref is not train else None, near_copy_rms)
     record.update(mem)
