@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 
 from latentforge.errors import CheckpointError
-from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.train.loop import check_compatible
 
 

@@ -12,7 +12,7 @@ from latentforge.config import DataConfig, RunConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours, rms_distance
-from latentforge.train.checkpoint import load_checkpoint
+from latentforge.utils.checkpoint import load_checkpoint
 from latentforge.train.deae_step import DeAETask
 from latentforge.train.loop import FitResult, Trainer, check_compatible, resolve_device
 from latentforge.train.run_dir import RunDir

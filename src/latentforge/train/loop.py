@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
 from latentforge.errors import CheckpointError, ConfigError
-from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.images import save_grid

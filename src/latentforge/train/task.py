@@ -14,6 +14,7 @@ from torch import nn
 
 from latentforge.config import RunConfig
 from latentforge.train.ema import EMA
+from latentforge.utils.rng import step_generator  # noqa: F401  (tasks import it from here)
 
 
 @dataclass
@@ -22,13 +23,6 @@ class Batch:
     index: torch.Tensor  # dataset indices (int64, CPU): per-example identities such as DeAE patterns
     epoch: int
     step: int  # 0-based index of the optimizer step this batch feeds
-
-
-def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator that is a pure function of (seed, step, stream): resuming needs no saved RNG state."""
-    g = torch.Generator()
-    g.manual_seed((seed * 1_000_003 + step * 7919 + stream * 104_729) % (2**63 - 1))
-    return g
 
 
 class TrainTask(ABC):

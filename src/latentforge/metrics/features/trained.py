@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
 from latentforge.metrics.features.base import FeatureExtractor
-from latentforge.train.checkpoint import load_checkpoint, save_checkpoint
-from latentforge.train.task import step_generator
+from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.utils.rng import step_generator
 
 ARCH_VERSION = 1
 INPUT_SIZE = 32
