@@ -11,7 +11,7 @@ What is measured, per size (`tiny`, `cpu`, `paper`; the presets of `latentforge.
   * peak mem       CPU: growth of peak RSS (`ru_maxrss`) from just after `import torch`/`latentforge` to the end,
                    each size in its own fresh subprocess so peaks do not leak between sizes;
                    CUDA: `torch.cuda.max_memory_allocated` over the whole run.
-Every size uses `loss.pixel=mse` and `loss.perceptual=laplacian`, so no LPIPS weights are needed (the `paper`
+Every size uses `model.loss.pixel=mse` and `model.loss.perceptual=laplacian`, so no LPIPS weights are needed (the `paper`
 recipe normally uses LPIPS, which would make its training step slower). Precision is fp32 (no autocast).
 
     python benchmarks/deae_throughput.py                     # all sizes, CPU/CUDA auto, JSON to benchmarks/results/
@@ -44,8 +44,8 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
 
     from latentforge.config import build_config
-    from latentforge.train.deae_step import DeAETask
-    from latentforge.train.task import Batch
+    from latentforge.tasks.deae import DeAETask
+    from latentforge.train.task import Batch, DataShape
 
     rss0_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     if args.threads:
@@ -62,10 +62,10 @@ def worker(args: argparse.Namespace) -> dict:
     n_sample = 64 if args.quick else args.sample_n
     reps = 1 if args.quick or args.worker == "paper" else 3  # timed sample() calls per bn mode
     cfg = build_config(preset, overrides=[
-        f"model.enc_widths={list(widths)}", f"model.latent_dim={latent}", "loss.pixel=mse",
-        "loss.perceptual=laplacian", f"train.batch_size={args.batch}", "train.device=" + device.type])
+        f"model.enc_widths={list(widths)}", f"model.latent_dim={latent}", "model.loss.pixel=mse",
+        "model.loss.perceptual=laplacian", f"train.batch_size={args.batch}", "train.device=" + device.type])
     n_examples = 10_000
-    task = DeAETask(cfg, device, CHANNELS, RESOLUTION, n_examples)
+    task = DeAETask(cfg, device, DataShape(CHANNELS, RESOLUTION, n_examples))
     params = sum(p.numel() for p in task.net.parameters())
 
     g = torch.Generator().manual_seed(0)

@@ -72,8 +72,8 @@ def test_resume_via_cli(run_dir, tmp_path):
 
 @pytest.mark.parametrize("argv,needle", [
     (["train", "deae", "--data", "/no/such/folder", "--steps", "2", "--out", "{tmp}/a"], "neither a built-in"),
-    (["train", "deae", "--data", "digits", "--steps", "2", "--out", "{tmp}/b", "--set", "train.lrr=1"],
-     "did you mean 'train.lr'"),
+    (["train", "deae", "--data", "digits", "--steps", "2", "--out", "{tmp}/b", "--set", "train.stepz=1"],
+     "did you mean 'train.steps'"),
     (["train", "deae", "--data", "digits", "--steps", "2", "--out", "{tmp}/c", "--set", "data.resolution=24"],
      "power of two"),
     (["sample", "{tmp}/nothing", "--n", "4", "--out", "{tmp}/x.png"], "run folder not found"),

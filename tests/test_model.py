@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from latentforge.latents.patterns import DropoutPatterns, PatternSpec
 from latentforge.losses.laplacian import LaplacianPyramidLoss
 from latentforge.models.deae import DeAENet
-from latentforge.train.deae_step import bn_mode, random_shift
+from latentforge.tasks.deae import bn_mode, random_shift
 from latentforge.train.ema import EMA
 
 

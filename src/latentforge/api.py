@@ -1,38 +1,21 @@
 """The Python API, mirroring the CLI: train a model into a run folder, load a run, sample from it."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from latentforge.config import DataConfig, RunConfig, build_config
+from latentforge.config import DataConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.errors import CheckpointError, ConfigError, DataError
-from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours, rms_distance
-from latentforge.utils.checkpoint import load_checkpoint
-from latentforge.train.deae_step import DeAETask
-from latentforge.train.loop import FitResult, Trainer, check_compatible, resolve_device
+from latentforge.tasks import LoadedRun, build_task, load_run
+from latentforge.train.loop import FitResult, Trainer, resolve_device
 from latentforge.train.run_dir import RunDir
-from latentforge.train.task import TrainTask
+from latentforge.train.task import DataShape, TrainTask
 
-
-def build_task(cfg: RunConfig, device: torch.device, dataset: ImageDataset | None = None,
-               info: dict[str, Any] | None = None, with_loss: bool = True) -> TrainTask:
-    """The model-specific task for cfg.model_type, sized from the dataset (training) or run.json (loading)."""
-    if dataset is not None:
-        shape = {"channels": dataset.channels, "resolution": dataset.resolution, "count": len(dataset)}
-    else:
-        shape = (info or {}).get("dataset", {})
-    if cfg.model_type == "deae":
-        images = None
-        if cfg.model.mask_clusters > 0 and dataset is not None:
-            images = dataset.images.numpy()
-        return DeAETask(cfg, device, shape["channels"], shape["resolution"], shape["count"],
-                        cluster_images=images, with_loss=with_loss)
-    raise ConfigError(f"unknown model_type {cfg.model_type!r}")
+__all__ = ["train", "load_run", "LoadedRun", "TrainResult", "evaluate_run", "evaluate_images"]
 
 
 @dataclass
@@ -66,21 +49,24 @@ def train(
         if not run.exists():
             raise CheckpointError(f"cannot resume: {run.root} holds no run (no config.yaml)")
         saved = run.load_config().model_dump(mode="json")
+        if model != saved["model_type"]:
+            raise ConfigError(f"{run.root} holds a {saved['model_type']} run; resume it with "
+                              f"`train {saved['model_type']} --resume`")
         if data is not None and data != saved["data"]["name"]:
             raise ConfigError(f"cannot resume on other data: the run used {saved['data']['name']!r}, got {data!r}")
         saved["train"].update(base.get("train", {}))  # only --steps may come from the command line; rest via --set
-        cfg = build_config(None, None, overrides, base=saved)
+        cfg = build_config(None, None, overrides, base=saved, model_type=saved["model_type"])
     else:
         if run.exists():
             raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --out")
-        cfg = build_config(preset, Path(config_file) if config_file else None, overrides, base=base)
+        cfg = build_config(preset, Path(config_file) if config_file else None, overrides, base=base, model_type=model)
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     dataset = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
-    task = build_task(cfg, device, dataset)
+    task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset)
     run.create(cfg)
     trainer = Trainer(task, dataset, run, progress=progress)
     fit = trainer.fit(resume=resume, until_step=until_step)
@@ -89,62 +75,12 @@ def train(
 
 
 def summarize(task: TrainTask, dataset: ImageDataset, run: RunDir, fit: FitResult, n: int = 256) -> dict[str, Any]:
-    """End-of-run figures that need no feature network: loss, reconstruction vs wrong-pattern error, diversity,
-    nearest-training-image distances. Appended to metrics.jsonl as kind='summary'."""
+    """End-of-run figures that need no feature network (the task says which), appended to metrics.jsonl as
+    kind='summary'."""
     record: dict[str, Any] = {"kind": "summary", "step": fit.step, "wall_s": round(fit.seconds, 2), **fit.last}
-    if isinstance(task, DeAETask):
-        n_rec = min(n, len(dataset))
-        idx = torch.arange(n_rec)
-        rec = task.reconstruct(idx.numpy())
-        target = dataset.get(idx)
-        record["recon_rms_own_pattern"] = float(rms_distance(rec, target).mean())
-        record["recon_rms_vs_other_image"] = float(rms_distance(rec, dataset.get(idx.roll(1))).mean())
-        samples = task.sample(n, seed=task.cfg.train.seed + 1)
-        d, _ = nearest_neighbours(samples, dataset.get(torch.arange(len(dataset))))
-        record["sample_nn_rms_mean"] = float(d.mean())
-        record["sample_nn_rms_min"] = float(d.min())
-        record["sample_diversity_rms"] = mean_pairwise_distance(samples)
-        record["train_diversity_rms"] = mean_pairwise_distance(target)
-        record["metric_space"] = "pixel (RMS in [0,1] units)"
+    record.update(task.summarize(dataset, n))
     run.append_metrics(record)
     return record
-
-
-@dataclass
-class LoadedRun:
-    run: RunDir
-    cfg: RunConfig
-    task: TrainTask
-    step: int
-    info: dict[str, Any]
-
-
-def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto") -> LoadedRun:
-    """Rebuild a run's model from its folder (config.yaml + run.json + a checkpoint) without loading its data."""
-    run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise CheckpointError(f"run folder not found: {run.root}")
-    cfg = run.load_config()
-    info = run.read_info()
-    if not info.get("dataset"):
-        raise CheckpointError(f"{run.root} has no run.json: was the run started?")
-    found = dict(run.list_checkpoints())
-    if not found:
-        raise CheckpointError(f"{run.root} has no checkpoint yet")
-    step = step if step is not None else max(found)
-    if step not in found:
-        raise CheckpointError(f"{run.root} has no checkpoint at step {step} (have {sorted(found)})")
-    state, ck_info = load_checkpoint(found[step])
-    check_compatible(cfg.model_dump(mode="json"), ck_info.get("config", {}), found[step])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        task = build_task(cfg, resolve_device(device), info=info, with_loss=False)
-    try:
-        task.load_state_dict(state, weights_only=True)
-    except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}") from None
-    return LoadedRun(run, cfg, task, step, info)
-
 
 
 def _train_and_heldout(data_cfg: DataConfig) -> tuple[ImageDataset, ImageDataset | None]:
@@ -172,9 +108,10 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
     extractor = resolve_features(features, train_set, heldout, progress=progress, inception_path=inception_path,
                                  trained_steps=feature_net_steps)
     fake = loaded.task.sample(n, seed=seed, bn=bn)
+    sample_bn = bn or getattr(loaded.cfg.model, "sample_bn", None)
     grid = loaded.run.root / "eval" / f"nearest_step_{loaded.step:07d}.png"
     record = {"kind": "eval", "step": loaded.step, "sample_seed": seed,
-              "sample_bn": bn or getattr(loaded.cfg.model, "sample_bn", None),
+              "sample_bn": sample_bn,
               **evaluate(fake, train_set, heldout, extractor, grid_path=grid, seed=seed)}
     loaded.run.append_metrics(record)
     return record

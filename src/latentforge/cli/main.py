@@ -9,17 +9,20 @@ from pathlib import Path
 
 from latentforge.errors import LatentforgeError
 
+MODELS = ("deae", "dcgan")  # = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentforge", description="Latent-space generative modeling of images.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("model", choices=["deae"], help="model to train")
+    t.add_argument("model", choices=MODELS, help="model to train")
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
     t.add_argument("--steps", type=int, help="total optimizer steps")
     t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    t.add_argument("--preset", help="named configuration: paper (default recipe, GPU), cpu, tiny")
+    t.add_argument("--preset", help="named configuration of the model: paper (default: the reference recipe, GPU), "
+                                    "cpu, cpu16, tiny")
     t.add_argument("--config", help="YAML file with config overrides")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set train.lr=1e-3 (repeatable)")
@@ -38,14 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=int, help="checkpoint step (default: latest)")
     s.add_argument("--device", default="auto")
 
-    r = sub.add_parser("reconstruct", help="decode training examples from their own patterns")
+    r = sub.add_parser("reconstruct", help="decode training examples from their own patterns (DeAE)")
     r.add_argument("run_dir")
     r.add_argument("--indices", default="0-63", help="e.g. 0-63 or 3,17,42")
     r.add_argument("--out", required=True)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
 
-    i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh patterns")
+    i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh latents")
     i.add_argument("run_dir")
     i.add_argument("--pairs", type=int, default=8)
     i.add_argument("--steps", type=int, default=8)
@@ -114,21 +117,31 @@ def _cmd_sample(a: argparse.Namespace) -> None:
         print(f"wrote {a.n} samples to {a.out_dir}/ (step {loaded.step})")
 
 
-def _cmd_reconstruct(a: argparse.Namespace) -> None:
+def _loaded_with(run_dir: str, device: str, ability: type, verb: str):
+    """Load a run and check that its model can do what the command asks (not every model reconstructs)."""
     from latentforge.api import load_run
+
+    loaded = load_run(run_dir, device=device)
+    if not isinstance(loaded.task, ability):
+        raise LatentforgeError(f"a {loaded.cfg.model_type} run cannot {verb}")
+    return loaded
+
+
+def _cmd_reconstruct(a: argparse.Namespace) -> None:
+    from latentforge.train.task import Reconstructs
     from latentforge.utils.images import save_grid
 
-    loaded = load_run(a.run_dir, device=a.device)
+    loaded = _loaded_with(a.run_dir, a.device, Reconstructs, "reconstruct training examples")
     images = loaded.task.reconstruct(_parse_indices(a.indices), seed=a.seed)
     save_grid(images, Path(a.out))
     print(f"wrote {len(images)} reconstructions to {a.out}")
 
 
 def _cmd_interpolate(a: argparse.Namespace) -> None:
-    from latentforge.api import load_run
+    from latentforge.train.task import Interpolates
     from latentforge.utils.images import save_grid
 
-    loaded = load_run(a.run_dir, device=a.device)
+    loaded = _loaded_with(a.run_dir, a.device, Interpolates, "interpolate")
     images = loaded.task.interpolate(pairs=a.pairs, steps=a.steps, seed=a.seed)
     save_grid(images, Path(a.out), nrow=a.steps)
     print(f"wrote {a.pairs} interpolations of {a.steps} steps to {a.out}")

@@ -17,10 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
-from latentforge.errors import CheckpointError, ConfigError
-from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.config import RunConfig
+from latentforge.errors import CheckpointError, ConfigError, LatentforgeError
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
+from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.images import save_grid
 
 
@@ -106,6 +107,7 @@ class Trainer:
             self.run.write_info(self._info())
         end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
         acc: dict[str, float] = {}
+        counts: dict[str, int] = {}
         n_acc, t_interval, t0 = 0, time.perf_counter(), time.perf_counter()
         last: dict[str, float] = {}
         step = start
@@ -118,17 +120,18 @@ class Trainer:
                 with autocast:
                     logs = task.train_step(batch)
                 step += 1
-                for k, v in logs.items():
+                for k, v in logs.items():  # averaged per key: a key may be logged on some steps only
                     acc[k] = acc.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
                 n_acc += 1
                 if step % cfg.log_every == 0 or step == end:
                     now = time.perf_counter()
                     img_s = n_acc * self.loader.batch_size / max(now - t_interval, 1e-9)
-                    last = {k: v / n_acc for k, v in acc.items()}
+                    last = {k: v / counts[k] for k, v in acc.items()}
                     self.run.append_metrics({"kind": "train", "step": step, "epoch": batch.epoch, **last,
                                              "img_per_s": round(img_s, 2), "time_s": round(now - t0, 3)})
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", img_s=f"{img_s:.0f}")
-                    acc, n_acc, t_interval = {}, 0, now
+                    acc, counts, n_acc, t_interval = {}, {}, 0, now
                 bar.update(1)
                 if on_step is not None:
                     on_step(step, logs)
@@ -166,6 +169,7 @@ def check_compatible(current: dict[str, Any], saved: dict[str, Any], path: Any, 
     """Refuse weights trained under another architecture, pattern rule or image shape, naming the first difference.
 
     `ignore` lists model keys that only steer training or sampling (they may change between sessions)."""
+    current, saved = _normalised(current), _normalised(saved)
     if current.get("train", {}).get("seed") != saved.get("train", {}).get("seed"):
         raise CheckpointError(f"checkpoint {path} was trained with train.seed={saved.get('train', {}).get('seed')!r}"
                               f" (it defines the data order and patterns), but the config says "
@@ -185,3 +189,11 @@ def check_compatible(current: dict[str, Any], saved: dict[str, Any], path: Any, 
         a, b = current.get("data", {}).get(k), saved.get("data", {}).get(k)
         if a != b:
             raise CheckpointError(f"checkpoint {path} was trained with data.{k}={b!r}, but the config says {a!r}")
+
+
+def _normalised(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config in today's layout (older versions kept DeAE's loss and optimizer elsewhere)."""
+    try:
+        return RunConfig.from_dict(saved).model_dump(mode="json")
+    except LatentforgeError:
+        return saved

@@ -1,18 +1,23 @@
-"""What a model contributes to training: its modules, optimizers and one step. The Trainer does the rest.
+"""What a model contributes to training: its modules, optimizers, one step and how it samples. The Trainer does
+the rest.
 
-Every model (DeAE now; GANs, decoupled autoencoders and priors later) is a TrainTask, so all of them share one loop,
-one run-folder layout, checkpointing, resume, logging and sample grids.
+Every model (DeAE, DCGAN, and those to come) is a TrainTask found through `latentforge.tasks`, so all of them share
+one loop, one run-folder layout, checkpointing, resume, logging and sample grids. Abilities that only some models
+have (reconstructing a training example, interpolating) are protocols the CLI asks for instead of assuming.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
 from latentforge.config import RunConfig
+from latentforge.data.dataset import ImageDataset
+from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours
 from latentforge.train.ema import EMA
 from latentforge.utils.rng import step_generator  # noqa: F401  (tasks import it from here)
 
@@ -25,12 +30,31 @@ class Batch:
     step: int  # 0-based index of the optimizer step this batch feeds
 
 
-class TrainTask(ABC):
-    name: str = "task"
-    non_structural_keys: frozenset[str] = frozenset()  # model config keys that may change on resume
+@dataclass(frozen=True)
+class DataShape:
+    """What a model must know about its data to be built: from the dataset when training, from run.json when
+    a run is loaded without its data."""
 
-    def __init__(self, cfg: RunConfig, device: torch.device):
-        self.cfg, self.device = cfg, device
+    channels: int
+    resolution: int
+    count: int
+
+    @classmethod
+    def of(cls, dataset: ImageDataset) -> "DataShape":
+        return cls(dataset.channels, dataset.resolution, len(dataset))
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> "DataShape":
+        d = info.get("dataset", {})
+        return cls(int(d["channels"]), int(d["resolution"]), int(d["count"]))
+
+
+class TrainTask(ABC):
+    name: ClassVar[str] = "task"
+    non_structural_keys: ClassVar[frozenset[str]] = frozenset()  # model config keys that may change on resume
+
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape):
+        self.cfg, self.device, self.shape = cfg, device, shape
         self.emas: dict[str, EMA] = {}
 
     @abstractmethod
@@ -42,15 +66,28 @@ class TrainTask(ABC):
 
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, float]:
-        """One optimisation step; returns scalars to log (the first, 'loss', drives the progress bar)."""
+        """One optimisation step; returns scalars to log (the first, 'loss', drives the progress bar). A key may
+        be missing on some steps (a GAN's generator loss when it updates every n_dis steps)."""
 
     @abstractmethod
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n new images in [-1, 1], reproducible from seed."""
+    def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: str | None = None) -> torch.Tensor:
+        """n new images in [-1, 1], reproducible from seed. `bn` ('batch' | 'running') overrides the config's
+        batch-norm statistics for models with batch norm in their generator."""
 
     def describe(self) -> dict[str, Any]:
         """Facts about this task worth recording in run.json (parameter counts, loss networks)."""
         return {"parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules().items()}}
+
+    def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+        """End-of-run figures that need no feature network (pixel RMS in [0, 1] units): sample diversity against
+        the data's, and each sample's distance to its nearest training image (memorisation)."""
+        samples = self.sample(n, seed=self.cfg.train.seed + 1)
+        train = dataset.get(torch.arange(len(dataset)))
+        d, _ = nearest_neighbours(samples, train)
+        return {"sample_nn_rms_mean": float(d.mean()), "sample_nn_rms_min": float(d.min()),
+                "sample_diversity_rms": mean_pairwise_distance(samples),
+                "train_diversity_rms": mean_pairwise_distance(train[:n]),
+                "metric_space": "pixel (RMS in [0,1] units)"}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -67,3 +104,17 @@ class TrainTask(ABC):
         if not weights_only:
             for k, o in self.optimizers().items():
                 o.load_state_dict(state["optimizers"][k])
+
+
+@runtime_checkable
+class Reconstructs(Protocol):
+    """Models that can decode training example i from what identifies it (DeAE: its own pattern)."""
+
+    def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Interpolates(Protocol):
+    """Models with a latent space to walk: `pairs` rows of `steps` images between two fresh latents."""
+
+    def interpolate(self, pairs: int = 4, steps: int = 8, seed: int = 0) -> torch.Tensor: ...

@@ -6,8 +6,7 @@ masked encoder, decode, and minimise the reconstruction loss. Nothing else: no d
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,14 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentforge.config import RunConfig
+from latentforge.data.dataset import ImageDataset
 from latentforge.errors import ConfigError
 from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters
 from latentforge.losses.reconstruction import build_reconstruction_loss
+from latentforge.metrics.pixel import rms_distance
+from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.deae import SHIFT_CENTRE, DeAENet
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, TrainTask, step_generator
-
-BNMode = Literal["batch", "running"]
+from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
 def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,30 +40,16 @@ def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[t
     return padded.gather(3, idx), code.to(x.device)
 
 
-@contextlib.contextmanager
-def bn_mode(net: nn.Module, mode: BNMode) -> Iterator[None]:
-    """'batch': normalise with each batch's statistics (the reference's sampling), leaving running stats untouched;
-    'running': eval mode with the running statistics."""
-    was_training = net.training
-    saved = [b.clone() for b in net.buffers()] if mode == "batch" else None
-    net.train(mode == "batch")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            for b, s in zip(net.buffers(), saved):
-                b.copy_(s)
-        net.train(was_training)
-
-
 class DeAETask(TrainTask):
     name = "deae"
-    non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip"})
+    non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim"})
 
-    def __init__(self, cfg: RunConfig, device: torch.device, channels: int, resolution: int, n_examples: int,
-                 cluster_images: np.ndarray | None = None, with_loss: bool = True):
-        super().__init__(cfg, device)
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
+                 for_training: bool = True):
+        super().__init__(cfg, device, shape)
         m = cfg.model
+        channels, resolution, n_examples = shape.channels, shape.resolution, shape.count
+        cluster_images = dataset.images.numpy() if (m.mask_clusters > 0 and dataset is not None) else None
         try:
             self.net = DeAENet(channels, resolution, tuple(m.enc_widths), m.latent_dim).to(device)
         except ValueError as e:
@@ -75,15 +61,16 @@ class DeAETask(TrainTask):
                         if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
         self._build_patterns(clusters)
 
-        t = cfg.train
+        o = m.optim
         shift_params = list(self.net.shift_mlp.parameters())
         shift_ids = {id(p) for p in shift_params}
         rest = [p for p in self.net.parameters() if id(p) not in shift_ids]
         self.opt = torch.optim.AdamW(
-            [{"params": shift_params, "lr": t.lr * m.shift_lr_scale}, {"params": rest, "lr": t.lr}],
-            betas=tuple(t.betas), weight_decay=0.0)
+            [{"params": shift_params, "lr": o.lr * m.shift_lr_scale}, {"params": rest, "lr": o.lr}],
+            betas=tuple(o.betas), weight_decay=0.0)
+        t = cfg.train
         self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
-        self.loss_fn = build_reconstruction_loss(cfg.loss, channels).to(device) if with_loss else None
+        self.loss_fn = build_reconstruction_loss(m.loss, channels).to(device) if for_training else None
 
     def _build_patterns(self, clusters: np.ndarray | None) -> None:
         m = self.cfg.model
@@ -106,9 +93,7 @@ class DeAETask(TrainTask):
 
     def weight_decay(self, step: int) -> float:
         """Linear ramp from 0 to the target over the first wd_ramp_fraction of training (reference: 40%)."""
-        t = self.cfg.train
-        ramp = t.wd_ramp_fraction * t.steps
-        return t.weight_decay if ramp <= 0 else t.weight_decay * min(1.0, step / ramp)
+        return self.cfg.model.optim.weight_decay_at(step, self.cfg.train.steps)
 
     def masks_for(self, index: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
         masks = [mk.to(self.device) for mk in self.patterns.for_examples(index)]
@@ -142,6 +127,31 @@ class DeAETask(TrainTask):
         logs.update({k: v.mean().item() for k, v in terms.items()})
         logs["weight_decay"] = wd
         return logs
+
+    def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+        """Adds the pattern-discrimination figures: reconstruction from the example's own pattern versus its
+        distance to another image (equal = the patterns are not told apart yet)."""
+        idx = torch.arange(min(n, len(dataset)))
+        rec = self.reconstruct(idx.numpy())
+        record = {"recon_rms_own_pattern": float(rms_distance(rec, dataset.get(idx)).mean()),
+                  "recon_rms_vs_other_image": float(rms_distance(rec, dataset.get(idx.roll(1))).mean())}
+        return record | super().summarize(dataset, n)
+
+    @torch.no_grad()
+    def encode_fresh(self, n: int, seed: int, *, use_ema: bool = True, bn: BNMode | None = None,
+                     batch_size: int = 256) -> torch.Tensor:
+        """Latents of n fresh patterns (the encoder half of sampling): DeAE's learned latent, as a latent option
+        for other generators. (n, latent_dim) float32 on the CPU."""
+        net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
+        out = []
+        with bn_mode(net, bn):
+            for start in range(0, n, batch_size):
+                take = min(batch_size, n - start)
+                counter = np.arange(start, start + (batch_size if bn == "batch" else take))
+                masks = [mk.to(self.device) for mk in self.patterns.fresh(counter + seed * (1 << 32) + (1 << 30))]
+                z = net.encode(self._noise(seed, counter).to(self.device), masks)
+                out.append(z[:take].float().cpu())
+        return torch.cat(out)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -185,7 +195,7 @@ class DeAETask(TrainTask):
         g = torch.Generator().manual_seed(seed * 1_000_003 + int(counter[0]))
         return torch.randn((len(counter), self.channels, self.resolution, self.resolution), generator=g)
 
-    def sample(self, n: int, seed: int = 0, bn: BNMode | None = None, use_ema: bool = True,
+    def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: BNMode | None = None,
                batch_size: int = 256) -> torch.Tensor:
         """n new images from fresh patterns of the training distribution."""
         def make(counter: np.ndarray, take: int):

@@ -1,0 +1,46 @@
+"""One config class per model: its architecture, its objective and its optimizers. `MODEL_CONFIGS` is the
+discriminated union's table: `RunConfig.model_type` picks the class that validates `RunConfig.model`."""
+from __future__ import annotations
+
+from typing import Literal
+
+from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, Strict
+
+
+class DeAEConfig(Strict):
+    """Deciphering Autoencoder; defaults are the reference recipe at 32x32 (shuntama/deciphering-autoencoders)."""
+
+    enc_widths: tuple[int, ...] = (128, 256, 512, 1024)
+    latent_dim: int = 128
+    mask_kind: Literal["khot", "bernoulli"] = "khot"
+    mask_active: tuple[int, ...] = (1, 4, 16)  # k-hot: channels kept before encoder blocks 2, 3, 4
+    mask_keep_prob: tuple[float, ...] = (0.5,)  # Bernoulli alternative
+    mask_clusters: int = 0  # >0: reference k-means variant (32 in the paper's CIFAR run)
+    shift_range: int = 8  # random horizontal shift (px), fed to the decoder; 0 disables
+    flip: bool = True  # horizontal flip on odd epochs, last mask reversed with it
+    shift_lr_scale: float = 0.1  # the shift-embedding MLP trains at lr * this
+    sample_bn: Literal["batch", "running"] = "batch"  # reference samples with batch statistics
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig(lr=2e-3, betas=(0.9, 0.999), weight_decay=0.08, wd_ramp_fraction=0.4)
+
+
+class DCGANConfig(Strict):
+    """DCGAN (Radford et al. 2016) with a width-scaled generator and a fixed discriminator.
+
+    `width` multiplies every generator channel count, so one recipe spans a family of generator sizes (the
+    complexity axis of "Complexity Matters"); the discriminator does not change with it."""
+
+    width: float = 1.0
+    g_channels: int = 64  # channels of the last generator stage at width 1 (DCGAN's ngf)
+    d_channels: int = 64  # discriminator's first-stage channels (DCGAN's ndf), fixed across the family
+    loss: Literal["ns", "hinge"] = "ns"  # non-saturating (DCGAN) or hinge (SN-GAN)
+    d_norm: Literal["batch", "spectral"] = "batch"  # spectral: spectral norm in D instead of batch norm
+    n_dis: int = 1  # discriminator steps per generator step
+    g_ema: bool = False  # sample from an EMA of G (train.ema_* schedule)
+    sample_bn: Literal["batch", "running"] = "batch"  # G's batch norm when sampling
+    latent: LatentConfig = LatentConfig()
+    g_optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.5, 0.999))
+    d_optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.5, 0.999))
+
+
+MODEL_CONFIGS: dict[str, type[Strict]] = {"deae": DeAEConfig, "dcgan": DCGANConfig}

@@ -1,0 +1,209 @@
+"""RunConfig: everything needed to reproduce a run from its folder, and how it is composed from presets, a YAML
+file and `--set key=value` overrides. `model_type` is the discriminator: it decides which model config class
+validates the `model` section, so every model has the same shape (data, model, train) and nothing else branches.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from latentforge.config.models import MODEL_CONFIGS, DCGANConfig, DeAEConfig
+from latentforge.config.presets import PRESETS
+from latentforge.config.sections import DataConfig, Strict, TrainConfig
+from latentforge.errors import ConfigError
+
+ModelConfig = Union[DeAEConfig, DCGANConfig]
+_LEGACY_DEAE_OPTIM = ("lr", "betas", "weight_decay", "wd_ramp_fraction")
+
+
+class RunConfig(Strict):
+    model_type: str = "deae"
+    preset: Optional[str] = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig = None  # type: ignore[assignment]  # built from model_type by the validator below
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_v0(cls, data: Any) -> Any:
+        """Run folders written before models had their own sections kept DeAE's loss at the top level and its
+        optimizer settings in `train`: move them where they live now, so old runs still load and resume."""
+        if not isinstance(data, dict) or data.get("model_type", "deae") != "deae":
+            return data
+        train = data.get("train")
+        legacy = "loss" in data or (isinstance(train, dict) and any(k in train for k in _LEGACY_DEAE_OPTIM))
+        if not legacy:
+            return data
+        data = dict(data)
+        model = dict(data.get("model") or {})
+        if "loss" in data:
+            model["loss"] = data.pop("loss")
+        if isinstance(train, dict):
+            train = dict(train)
+            optim = {k: train.pop(k) for k in _LEGACY_DEAE_OPTIM if k in train}
+            model["optim"] = {**dict(model.get("optim") or {}), **optim}
+            data["train"] = train
+        data["model"] = model
+        return data
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_for_type(cls, value: Any, info: Any) -> Any:
+        model_type = info.data.get("model_type")
+        if model_type not in MODEL_CONFIGS:
+            raise PydanticCustomError(
+                "unknown_model", f"unknown model type {model_type!r}; choose from {', '.join(MODEL_CONFIGS)}")
+        config_cls = MODEL_CONFIGS[model_type]
+        if isinstance(value, config_cls):
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        # Partial sections merge onto this model's defaults (a DeAE's `optim` keeps its weight decay when only
+        # `optim.lr` is set), which plain pydantic nesting would replace with the section class's defaults.
+        return config_cls.model_validate(_deep_merge(config_cls().model_dump(), value or {}))
+
+    # --- YAML round trip -------------------------------------------------------------------------------------
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        tmp = Path(path).with_suffix(".yaml.tmp")
+        tmp.write_text(self.to_yaml())
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(_format_validation_error(e, data.get("model_type", "deae"))) from None
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        return cls.from_dict(read_yaml(path))
+
+
+RunConfig.model_fields["model"].validate_default = True
+RunConfig.model_rebuild(force=True)
+
+
+def presets_for(model_type: str) -> dict[str, dict[str, Any]]:
+    if model_type not in PRESETS:
+        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[model_type]
+
+
+def build_config(
+    preset: str | None = None,
+    file: Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+    model_type: str | None = None,
+) -> RunConfig:
+    """Compose defaults < the model's preset (`paper` unless named) < config file < explicit `base` dict <
+    `--set key=value` overrides. The model type comes from `model_type`, else `base`, else the file, else deae."""
+    file_data = read_yaml(file) if file is not None else {}
+    model_type = model_type or (base or {}).get("model_type") or file_data.get("model_type") or "deae"
+    presets = presets_for(model_type)
+    data: dict[str, Any] = {"model_type": model_type}
+    if base is None or "preset" not in base:  # a saved run's config (resume) is complete already
+        name = preset or "paper"
+        if name not in presets:
+            raise ConfigError(f"unknown preset {name!r} for {model_type}; choose from {', '.join(presets)}")
+        data = _deep_merge(data, presets["paper"])
+        data = _deep_merge(data, presets[name])
+        data["preset"] = name
+    data = _deep_merge(data, file_data)
+    if base:
+        data = _deep_merge(data, base)
+    for item in overrides or []:
+        key, value = parse_override(item, model_type)
+        data = _deep_merge(data, _nest(key, value))
+    return RunConfig.from_dict(data)
+
+
+def parse_override(item: str, model_type: str = "deae") -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    _check_key(key, model_type)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, list):
+        value = tuple(value)
+    return key, value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at top level")
+    return data
+
+
+def config_keys(model_type: str = "deae") -> list[str]:
+    """Every settable dotted key of a run of this model type (what `--set` accepts)."""
+    def walk(model: type[BaseModel], prefix: str) -> list[str]:
+        keys = []
+        for name, field in model.model_fields.items():
+            ann = MODEL_CONFIGS.get(model_type) if (model is RunConfig and name == "model") else field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                keys += walk(ann, f"{prefix}{name}.")
+            else:
+                keys.append(prefix + name)
+        return keys
+    return walk(RunConfig, "")
+
+
+def _check_key(key: str, model_type: str) -> None:
+    keys = config_keys(model_type)
+    if key not in keys:
+        close = difflib.get_close_matches(key, keys, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown config key {key!r} for {model_type}{hint}")
+
+
+def _format_validation_error(e: ValidationError, model_type: str) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(loc, config_keys(model_type), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown config key {loc!r}{hint}")
+        elif err["type"] == "unknown_model":
+            parts.append(err["msg"])
+        else:
+            parts.append(f"config key {loc!r}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,93 @@
+"""Config sections every model shares: data, optimizers, reconstruction losses, latents, and the loop's settings.
+
+All are strict pydantic models (unknown keys are refused) so that a typo never silently becomes a default.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    """Which images, at which resolution. `name` is a built-in dataset name or a path (folder, .npy, .npz)."""
+
+    name: str = "digits"
+    resolution: int = 32
+    channels: Optional[Literal[1, 3]] = None  # None: the dataset's own; set to convert mixed folders
+    split: Literal["train", "test", "all"] = "train"
+    test_fraction: float = 0.1  # held-out share, split by group (near-duplicates stay together)
+    limit: Optional[int] = None  # keep the first N images of the split (tiny runs, memorisation studies)
+    on_corrupt: Literal["skip", "error"] = "skip"
+    background: tuple[int, int, int] = (255, 255, 255)  # alpha is composited onto this colour
+    cache: bool = True
+
+
+class OptimConfig(Strict):
+    """One optimizer (Adam/AdamW). Models with several networks (a GAN's G and D) have one section each."""
+
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    wd_ramp_fraction: float = 0.0  # weight decay ramps linearly from 0 over this share of steps (DeAE: 40%)
+
+    def weight_decay_at(self, step: int, total_steps: int) -> float:
+        ramp = self.wd_ramp_fraction * total_steps
+        return self.weight_decay if ramp <= 0 else self.weight_decay * min(1.0, step / ramp)
+
+
+class LossConfig(Strict):
+    """Reconstruction loss: pixel term + perceptual term. `auto` = LPIPS if its weights are on disk, else Laplacian."""
+
+    pixel: Literal["mse", "l1", "none"] = "none"
+    pixel_weight: float = 1.0
+    perceptual: Literal["auto", "lpips", "laplacian", "none"] = "auto"
+    perceptual_weight: float = 1.0
+    lpips_resize: Optional[int] = 128  # reference upsamples 32px images to 128px before LPIPS
+    lpips_allow_download: bool = False
+    laplacian_levels: int = 3
+
+
+class LatentConfig(Strict):
+    """The distribution a generator is fed (Complexity Matters: this choice decides how big the generator must be).
+
+    gaussian/uniform: N(0, I) / U[-sqrt3, sqrt3] of size `dim`. ssl: SimCLR features of the training images;
+    deae: the encoder output of a trained DeAE run for fresh patterns. Data-dependent latents are normalised, then
+    sampled by `sampler` so that the generator sees *new* latents, then mapped to `dim` by a fixed projection."""
+
+    kind: Literal["gaussian", "uniform", "ssl", "deae"] = "gaussian"
+    dim: Optional[int] = 128  # generator input size; None keeps a data-dependent latent's own dimension
+    normalize: Literal["none", "standardize", "whiten"] = "standardize"
+    sampler: Literal["empirical", "gmm"] = "gmm"  # ssl only: deae latents come from fresh patterns already
+    sigma: float = 0.1  # empirical sampler: Gaussian noise added to a training feature (normalised units)
+    gmm_components: int = 10
+    gmm_covariance: Literal["full", "diag"] = "full"
+    ssl_arch: Literal["resnet-s", "convnet"] = "resnet-s"
+    ssl_steps: int = 600
+    ssl_seed: int = 0
+    deae_run: Optional[str] = None  # run folder of a trained DeAE on the same data (kind=deae)
+
+
+class TrainConfig(Strict):
+    """The loop's settings, shared by every model: budget, batch, EMA schedule, device, bookkeeping."""
+
+    steps: int = 1000
+    batch_size: int = 256
+    grad_clip: Optional[float] = None
+    ema_decay: float = 0.99995  # upper bound; the warm-up below governs short runs
+    ema_power: float = 2 / 3  # decay_k = min(ema_decay, 1 - (1 + k) ** -power), as in the reference's EMA
+    ema_start: int = 100
+    ema_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    threads: Optional[int] = None
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    grid_size: int = 64

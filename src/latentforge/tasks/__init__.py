@@ -1,0 +1,77 @@
+"""Every trainable model, found by name: one module per model, each defining a TrainTask.
+
+This table and `latentforge.config.MODEL_CONFIGS` are the two places a new model is added; nothing else in the
+toolkit branches on the model type.
+"""
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentforge.config import RunConfig
+from latentforge.data.dataset import ImageDataset
+from latentforge.errors import CheckpointError, ConfigError
+from latentforge.train.loop import check_compatible, resolve_device
+from latentforge.train.run_dir import RunDir
+from latentforge.train.task import DataShape, TrainTask
+from latentforge.utils.checkpoint import load_checkpoint
+
+TASKS: dict[str, str] = {
+    "deae": "latentforge.tasks.deae:DeAETask",
+    "dcgan": "latentforge.tasks.dcgan:DCGANTask",
+}
+
+
+def task_class(model_type: str) -> type[TrainTask]:
+    if model_type not in TASKS:
+        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(TASKS)}")
+    module, name = TASKS[model_type].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_task(cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
+               for_training: bool = True) -> TrainTask:
+    """The task for cfg.model_type, sized from the dataset (training) or run.json (loading without data)."""
+    return task_class(cfg.model_type)(cfg, device, shape, dataset=dataset, for_training=for_training)
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    cfg: RunConfig
+    task: TrainTask
+    step: int
+    info: dict[str, Any]
+
+
+def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto") -> LoadedRun:
+    """Rebuild a run's model from its folder (config.yaml + run.json + a checkpoint) without loading its data."""
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise CheckpointError(f"run folder not found: {run.root}")
+    cfg = run.load_config()
+    info = run.read_info()
+    if not info.get("dataset"):
+        raise CheckpointError(f"{run.root} has no run.json: was the run started?")
+    found = dict(run.list_checkpoints())
+    if not found:
+        raise CheckpointError(f"{run.root} has no checkpoint yet")
+    step = step if step is not None else max(found)
+    if step not in found:
+        raise CheckpointError(f"{run.root} has no checkpoint at step {step} (have {sorted(found)})")
+    state, ck_info = load_checkpoint(found[step])
+    check_compatible(cfg.model_dump(mode="json"), ck_info.get("config", {}), found[step],
+                     ignore=task_class(cfg.model_type).non_structural_keys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = build_task(cfg, resolve_device(device), DataShape.from_info(info), for_training=False)
+    try:
+        task.load_state_dict(state, weights_only=True)
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}") from None
+    return LoadedRun(run, cfg, task, step, info)
