@@ -68,6 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
 
+    w = sub.add_parser("sweep", help="the complexity study: DCGANs over latents x generator widths x seeds, C_eps",
+                       epilog="example: latentforge sweep --data emoji --latents gaussian,ssl,deae "
+                              "--widths 0.125,0.25,0.5,1 --steps 2000 --out sweeps/emoji")
+    w.add_argument("--out", required=True, help="sweep folder (created, or continued where it stopped)")
+    w.add_argument("--data", help="built-in dataset name or a folder / .npy / .npz")
+    w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae")
+    w.add_argument("--widths", default="0.125,0.25,0.5,1,2", help="generator width multipliers, comma list")
+    w.add_argument("--seeds", type=int, default=1, help="number of seeds per cell (seeds 0..N-1)")
+    w.add_argument("--steps", type=int, help="training steps of every cell (the equal budget)")
+    w.add_argument("--preset", default="cpu", help="DCGAN preset of every cell (default: cpu)")
+    w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every cell, e.g. --set data.resolution=16")
+    w.add_argument("--eval-n", type=int, default=1000, help="samples scored per cell")
+    w.add_argument("--metric", default="fid", choices=["fid", "kid"], help="quality for C_eps (lower is better)")
+    w.add_argument("--eps", help="comma list of thresholds (default: quartiles of the measured curves)")
+    w.add_argument("--deae-run", help="a trained DeAE run for the deae latent (default: train one in OUT/deae)")
+    w.add_argument("--deae-steps", type=int, default=3000, help="budget of that DeAE run (cpu preset)")
+    w.add_argument("--collect", action="store_true", help="only gather finished cells into sweep.json and the plot")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     sub.add_parser("datasets", help="list the built-in datasets")
     return p
 
@@ -168,6 +188,52 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     print(f"nearest-neighbour grid: {rec['nn_grid']}")
 
 
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LatentforgeError(f"{what} expects a comma list of numbers (got {text!r})") from None
+
+
+def _cmd_sweep(a: argparse.Namespace) -> None:
+    from latentforge.complexity.sweep import Sweep, SweepSpec
+
+    if a.collect:
+        summary = Sweep.from_folder(Path(a.out), progress=not a.no_progress).collect()
+    else:
+        if a.data is None or a.steps is None:
+            raise LatentforgeError("sweep needs --data and --steps (or --collect on an existing sweep folder)")
+        spec = SweepSpec(data=a.data, latents=[x.strip() for x in a.latents.split(",") if x.strip()],
+                         widths=_floats(a.widths, "--widths"), seeds=list(range(a.seeds)), steps=a.steps,
+                         preset=a.preset, overrides=a.overrides, eval_n=a.eval_n, metric=a.metric,
+                         eps=_floats(a.eps, "--eps") if a.eps else [], deae_run=a.deae_run, deae_steps=a.deae_steps)
+        summary = Sweep(Path(a.out), spec, progress=not a.no_progress).run()
+    _print_sweep(summary)
+    print(f"sweep folder: {a.out}  (sweep.json{', ' + summary['plot'] if 'plot' in summary else ''})")
+
+
+def _print_sweep(summary: dict) -> None:
+    metric = summary["metric"].upper()
+    print(f"feature network: {summary['feature_network']}; {summary['n_done']} cells done, "
+          f"{summary['n_failed']} failed, {summary['n_pending']} pending")
+    print(f"{'latent':<9} {'width':>6} {'G params':>10} {metric + ' mean':>10} {'± std':>7} {'n':>2}")
+    widths = {(c["latent"], c.get("generator_parameters")): c["width"] for c in summary["cells"]
+              if c["status"] == "done"}
+    for latent, rows in summary["curves"].items():
+        for r in rows:
+            print(f"{latent:<9} {widths.get((latent, r['params']), ''):>6} {r['params']:>10,} {r['mean']:>10.4g} "
+                  f"{r['std']:>7.3g} {r['n']:>2}")
+    for entry in summary["c_eps"]:
+        print(f"C_eps at {metric} <= {entry['eps']:g} ({entry['eps_source']}):")
+        for row in entry["table"]:
+            c = f"{row['c_eps']:,.0f} params" if row["reached"] else "not reached"
+            auc = f"{row['auc']:.4g}" if row["auc"] is not None else "n/a"
+            print(f"  {row['rank']}. {row['latent']:<9} C_eps {c:<22} AUC {auc:<8} best {row['best']:.4g}")
+    for c in summary["cells"]:
+        if c["status"] == "failed":
+            print(f"failed cell {c['cell']}: {c['error']}")
+
+
 def _cmd_datasets(a: argparse.Namespace) -> None:
     from latentforge.data.dataset import BUILTINS
 
@@ -178,7 +244,7 @@ def _cmd_datasets(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct,
-            "interpolate": _cmd_interpolate, "eval": _cmd_eval, "datasets": _cmd_datasets}
+            "interpolate": _cmd_interpolate, "eval": _cmd_eval, "sweep": _cmd_sweep, "datasets": _cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,7 @@ class TrainConfig(Strict):
     """The loop's settings, shared by every model: budget, batch, EMA schedule, device, bookkeeping."""
 
     steps: int = 1000
+    time_limit_s: Optional[float] = None  # stop (and checkpoint) after this much training time in this session
     batch_size: int = 256
     grad_clip: Optional[float] = None
     ema_decay: float = 0.99995  # upper bound; the warm-up below governs short runs

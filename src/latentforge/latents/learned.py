@@ -74,11 +74,13 @@ class FeatureLatent(_Projected):
                                                               "network_info": self.network_info}
 
     def state_dict(self) -> dict[str, Any]:
-        return self._base_state() | {"sampler": self.sampler.state_dict()}
+        return self._base_state() | {"sampler": self.sampler.state_dict(), "network": self.network,
+                                     "network_info": self.network_info}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._load_base(state)
         self.sampler.load_state_dict(state["sampler"])
+        self.network, self.network_info = state.get("network", ""), state.get("network_info", {})
 
 
 class EncoderLatent(_Projected):

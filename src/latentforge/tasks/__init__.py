@@ -35,9 +35,10 @@ def task_class(model_type: str) -> type[TrainTask]:
 
 
 def build_task(cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-               for_training: bool = True) -> TrainTask:
-    """The task for cfg.model_type, sized from the dataset (training) or run.json (loading without data)."""
-    return task_class(cfg.model_type)(cfg, device, shape, dataset=dataset, for_training=for_training)
+               for_training: bool = True, state: dict[str, Any] | None = None) -> TrainTask:
+    """The task for cfg.model_type, sized from the dataset (training) or from run.json and the checkpoint's
+    `state` (loading without data: e.g. a fitted latent decides a generator's input size)."""
+    return task_class(cfg.model_type)(cfg, device, shape, dataset=dataset, for_training=for_training, state=state)
 
 
 @dataclass
@@ -69,7 +70,7 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
                      ignore=task_class(cfg.model_type).non_structural_keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        task = build_task(cfg, resolve_device(device), DataShape.from_info(info), for_training=False)
+        task = build_task(cfg, resolve_device(device), DataShape.from_info(info), for_training=False, state=state)
     try:
         task.load_state_dict(state, weights_only=True)
     except (RuntimeError, KeyError) as e:

@@ -40,12 +40,14 @@ class DCGANTask(TrainTask):
     non_structural_keys = frozenset({"g_optim", "d_optim", "n_dis", "sample_bn", "loss"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True):
+                 for_training: bool = True, state: dict[str, Any] | None = None):
         super().__init__(cfg, device, shape)
         m, t = cfg.model, cfg.train
         if m.n_dis < 1:
             raise ConfigError("model.n_dis must be at least 1")
         self.latent = self._latent(dataset)
+        if state is not None and dataset is None:  # loading a run: the fitted latent fixes G's input size
+            self.latent.load_state_dict(state.get("latent", {}))
         try:
             self.G = DCGANGenerator(self.latent.dim, shape.channels, shape.resolution, m.width, m.g_channels).to(device)
             self.D = DCGANDiscriminator(shape.channels, shape.resolution, m.d_channels, m.d_norm).to(device)

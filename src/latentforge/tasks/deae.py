@@ -45,7 +45,7 @@ class DeAETask(TrainTask):
     non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True):
+                 for_training: bool = True, state: dict[str, Any] | None = None):
         super().__init__(cfg, device, shape)
         m = cfg.model
         channels, resolution, n_examples = shape.channels, shape.resolution, shape.count

@@ -116,6 +116,9 @@ class Trainer:
         autocast = autocast_context(task.device, cfg.precision)
         try:
             while step < end:
+                if cfg.time_limit_s is not None and time.perf_counter() - t0 >= cfg.time_limit_s:
+                    self.save(step)  # a wall-clock budget ends the session like a job limit: resumable
+                    break
                 batch = self.loader.batch(step)
                 with autocast:
                     logs = task.train_step(batch)

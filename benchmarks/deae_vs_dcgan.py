@@ -1,0 +1,157 @@
+"""The DeAE paper's headline claim at equal wall-clock: DeAE vs DCGAN on the same data, resolution, evaluator and
+number of samples, at two training budgets, several seeds.
+
+Each (dataset, model, seed) runs in its own subprocess with one thread (`--jobs` of them at once, one per core):
+  1. a 15-step probe measures steps/s, and the step budget is set so the schedule (DeAE's weight-decay ramp) spans
+     the largest wall-clock budget;
+  2. train with `train.time_limit_s` = first budget, evaluate (`latentforge eval`: held-out split, named feature
+     network, `--n` samples), resume up to the second budget, evaluate again.
+Models: DeAE with its `cpu` preset (the best CPU preset at the time of the run) and DCGAN with its `cpu` preset
+(N(0, I) latent, width 1), both at 32x32. Prints a table and writes benchmarks/results/deae_vs_dcgan.json.
+
+    python benchmarks/deae_vs_dcgan.py --budgets 600,1800 --seeds 0,1,2 --jobs 2
+    python benchmarks/deae_vs_dcgan.py --budgets 20,40 --seeds 0 --datasets digits --n 200   # smoke check
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan.json"
+KEYS = ("fid", "kid", "precision", "recall", "coverage", "nn_feature_ratio_vs_heldout", "near_copy_fraction")
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    import latentforge
+    from latentforge.metrics.pixel import mean_pairwise_distance
+
+    torch.set_num_threads(1)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    common = ["data.resolution=32", "train.threads=1", "train.log_every=50", f"train.seed={args.seed}",
+              "train.sample_every=100000", "train.checkpoint_every=100000"]
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = latentforge.train(args.model, data=args.dataset, steps=15, out=Path(tmp) / "probe", preset="cpu",
+                                  overrides=common, progress=False)
+    rate = 15 / max(probe.summary["wall_s"], 1e-6)
+    steps = int(rate * budgets[-1] * 1.05) + 10
+    out = Path(args.run_root) / f"{args.dataset}-{args.model}-s{args.seed}"
+    rows, spent = [], 0.0
+    for i, budget in enumerate(budgets):
+        res = latentforge.train(args.model, data=args.dataset, steps=steps, out=out, preset="cpu",
+                                overrides=(common if i == 0 else []) + [f"train.time_limit_s={budget - spent}"],
+                                resume=i > 0, progress=False)
+        spent += res.summary["wall_s"]
+        ev = latentforge.evaluate_run(out, n=args.n, progress=False)
+        samples = latentforge.load_run(out).task.sample(256, seed=7)
+        rows.append({"dataset": args.dataset, "model": args.model, "seed": args.seed, "budget_s": budget,
+                     "train_s": round(spent, 1), "steps": res.step, "steps_planned": steps,
+                     "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
+                     "sample_diversity_rms": mean_pairwise_distance(samples),
+                     **{k: ev.get(k) for k in KEYS}, "fid_heldout_vs_train": ev.get("fid_heldout_vs_train")})
+    return {"rows": rows, "params": json.loads((out / "run.json").read_text())["task"]["parameters"]}
+
+
+def run_one(argv: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:], "argv": argv}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="emoji,mnist")
+    p.add_argument("--models", default="deae,dcgan")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--budgets", default="600,1800", help="cumulative wall-clock training budgets in seconds")
+    p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--runs", default=None, help="where the run folders go (default: a temporary folder)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--dataset", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--run-root", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    run_root = args.runs or tempfile.mkdtemp(prefix="deae_vs_dcgan_")
+    jobs = [(d, m, s) for d in args.datasets.split(",") for s in args.seeds.split(",") for m in args.models.split(",")]
+    load0, t0 = os.getloadavg(), time.time()
+    # the shared evaluation network and datasets are built once before the parallel jobs need them
+    import latentforge
+    from latentforge.api import _train_and_heldout
+    from latentforge.config import DataConfig
+    from latentforge.metrics.evaluate import resolve_features
+
+    for d in args.datasets.split(","):
+        resolve_features("auto", *_train_and_heldout(DataConfig(name=d, resolution=32)), progress=False)
+    results = []
+    with cf.ThreadPoolExecutor(args.jobs) as pool:
+        futs = {pool.submit(run_one, ["--worker", "--dataset", d, "--model", m, "--seed", s, "--budgets",
+                                      args.budgets, "--n", str(args.n), "--run-root", run_root]): (d, m, s)
+                for d, m, s in jobs}
+        for fut in cf.as_completed(futs):
+            res = fut.result()
+            results.append({"job": futs[fut], **res})
+            print(f"done {futs[fut]}: {'ERROR ' + res['error'][-300:] if 'error' in res else 'ok'}", flush=True)
+    rows = [r for res in results for r in res.get("rows", [])]
+    summary = aggregate(rows)
+    print_table(summary)
+    record = {"benchmark": "deae_vs_dcgan", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+              "machine": f"{os.cpu_count()} cores, CPU only, one thread per job, {args.jobs} jobs at once",
+              "loadavg_before": load0, "loadavg_after": os.getloadavg(), "wall_s": round(time.time() - t0, 1),
+              "settings": vars(args) | {"out": str(args.out)}, "latentforge": latentforge.__version__,
+              "rows": rows, "summary": summary, "errors": [r for r in results if "error" in r],
+              "params": {f"{r['job'][1]}": r.get("params") for r in results}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    print(f"wrote {args.out}")
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["budget_s"], r["model"]), []).append(r)
+    out = []
+    for (d, b, m), rs in sorted(groups.items()):
+        row = {"dataset": d, "budget_s": b, "model": m, "seeds": len(rs), "steps": int(np.mean([r["steps"] for r in rs])),
+               "feature_network": rs[0]["feature_network"]}
+        for k in (*KEYS, "sample_diversity_rms"):
+            v = np.array([r[k] for r in rs if r.get(k) is not None], dtype=float)
+            row[k], row[k + "_std"] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else (None, None)
+        out.append(row)
+    return out
+
+
+def print_table(summary: list[dict]) -> None:
+    head = f"{'data':<6} {'budget':>6} {'model':<6} {'n':>2} {'steps':>6} {'FID':>13} {'KID':>13} {'prec':>5} {'rec':>5} " \
+           f"{'cov':>5} {'div':>5} {'NNratio':>7}"
+    print(head)
+    for r in summary:
+        def f(k, w=13, p=3):
+            return f"{r[k]:.{p}g}±{r[k + '_std']:.2g}".rjust(w) if r[k] is not None else "n/a".rjust(w)
+        print(f"{r['dataset']:<6} {r['budget_s']:>6.0f} {r['model']:<6} {r['seeds']:>2} {r['steps']:>6} {f('fid')} "
+              f"{f('kid')} {r['precision']:>5.2f} {r['recall']:>5.2f} {r['coverage']:>5.2f} "
+              f"{r['sample_diversity_rms']:>5.3f} {r['nn_feature_ratio_vs_heldout']:>7.2f}")
+    if summary:
+        print(f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}")
+
+
+if __name__ == "__main__":
+    main()

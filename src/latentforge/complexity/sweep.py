@@ -1,0 +1,258 @@
+"""The complexity study as one command: latents x generator widths x seeds, every cell an ordinary DCGAN run
+folder trained with the same recipe and budget and scored by the same evaluator, then C_eps and the area under
+each quality-vs-parameters curve (`complexity.ceps`).
+
+    DIR/sweep.yaml                 the sweep's settings (a rerun must match them, so cells stay comparable)
+    DIR/deae/                      the DeAE run whose encoder is the `deae` latent (unless --deae-run is given)
+    DIR/cells/<latent>-w<width>-s<seed>/   one run folder per cell
+    DIR/sweep.json                 every cell (latent, width, parameters, wall time, metrics, feature networks),
+                                   the C_eps / AUC table per threshold
+    DIR/quality_vs_params.png      quality against generator parameters, one curve per latent, seed spread
+
+Resumable: a finished cell (its eval record is in its metrics.jsonl) is kept, an unfinished one resumes from its
+checkpoint, a failed one is recorded with its error and retried on the next call while the sweep goes on.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from latentforge.api import evaluate_run, train
+from latentforge.complexity.ceps import CurvePoint, aggregate, rank_latents
+from latentforge.errors import ConfigError, LatentforgeError
+from latentforge.train.run_dir import RunDir
+
+SCHEMA_VERSION = 1
+LATENTS = ("gaussian", "uniform", "ssl", "deae")
+METRICS = ("fid", "kid")  # lower is better: what C_eps can be read from
+
+
+@dataclass
+class SweepSpec:
+    data: str
+    latents: list[str]
+    widths: list[float]
+    seeds: list[int]
+    steps: int
+    preset: str = "cpu"
+    overrides: list[str] = field(default_factory=list)
+    eval_n: int = 1000
+    metric: str = "fid"
+    eps: list[float] = field(default_factory=list)  # empty: thresholds at quartiles of the measured curves
+    deae_run: str | None = None
+    deae_steps: int = 3000
+    deae_preset: str = "cpu"
+    feature_net_steps: int = 400
+
+    def check(self) -> None:
+        bad = [name for name in self.latents if name not in LATENTS]
+        if bad:
+            raise ConfigError(f"unknown latent(s) {', '.join(bad)}; choose from {', '.join(LATENTS)}")
+        if not self.latents or not self.widths or not self.seeds:
+            raise ConfigError("a sweep needs at least one latent, one width and one seed")
+        if any(w <= 0 for w in self.widths):
+            raise ConfigError("widths must be positive")
+        if self.metric not in METRICS:
+            raise ConfigError(f"--metric must be one of {', '.join(METRICS)}")
+        if self.steps < 1 or self.eval_n < 2:
+            raise ConfigError("--steps must be >= 1 and --eval-n >= 2")
+
+
+def cell_name(latent: str, width: float, seed: int) -> str:
+    return f"{latent}-w{width:g}-s{seed}"
+
+
+class Sweep:
+    def __init__(self, root: Path, spec: SweepSpec, progress: bool = True,
+                 log: Callable[[str], None] = print):
+        spec.check()
+        self.root, self.spec, self.progress, self.log = Path(root), spec, progress, log
+
+    @classmethod
+    def from_folder(cls, root: Path, **kwargs: Any) -> "Sweep":
+        path = Path(root) / "sweep.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{root} holds no sweep (no sweep.yaml)")
+        return cls(root, SweepSpec(**yaml.safe_load(path.read_text())), **kwargs)
+
+    # --- settings file: a rerun must describe the same study ---------------------------------------------------
+    def _claim_folder(self) -> None:
+        path = self.root / "sweep.yaml"
+        mine = asdict(self.spec)
+        if path.is_file():
+            saved = yaml.safe_load(path.read_text()) or {}
+            fixed = ("data", "steps", "preset", "overrides", "eval_n", "feature_net_steps")
+            if "deae" in saved.get("latents", []):  # the DeAE behind existing deae cells may not change either
+                fixed += ("deae_run", "deae_steps", "deae_preset")
+            diff = [k for k in fixed if saved.get(k) != mine.get(k)]
+            if diff:
+                raise ConfigError(f"{self.root} holds a sweep with other settings ({', '.join(diff)}): cells would "
+                                  f"not be comparable; choose another --out")
+            for k in ("latents", "widths", "seeds"):  # growing the grid is fine: old cells are kept
+                mine[k] = sorted(set(saved.get(k, [])) | set(mine[k]), key=lambda v: (str(type(v)), v))
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(mine, sort_keys=False))
+        tmp.replace(path)
+
+    # --- running cells -----------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self._claim_folder()
+        s = self.spec
+        deae_run = self._deae_run() if "deae" in s.latents else None
+        cells = self._cells()
+        for i, (lat, w, seed) in enumerate(cells, 1):
+            self.log(f"[{i}/{len(cells)}] {cell_name(lat, w, seed)}")
+            self._cell(lat, w, seed, deae_run)
+        return self.collect()
+
+    def _cells(self) -> list[tuple[str, float, int]]:
+        s = self.spec
+        return [(lat, w, seed) for lat in s.latents for w in s.widths for seed in s.seeds]
+
+    def _cell_dir(self, latent: str, width: float, seed: int) -> Path:
+        return self.root / "cells" / cell_name(latent, width, seed)
+
+    def _deae_run(self) -> str:
+        if self.spec.deae_run:
+            return self.spec.deae_run
+        out = self.root / "deae"
+        res_set = [o for o in self.spec.overrides if o.startswith("data.")]
+        run = RunDir(out)
+        done = run.exists() and any(r.get("kind") == "summary" and r.get("step") == self.spec.deae_steps
+                                    for r in run.read_metrics())
+        if not done:
+            self.log(f"training the DeAE whose encoder gives the deae latent: {out}")
+            resume = run.exists() and run.latest_checkpoint() is not None
+            res = train("deae", data=self.spec.data, steps=self.spec.deae_steps, out=out, preset=self.spec.deae_preset,
+                        overrides=[] if resume else res_set, resume=resume, progress=self.progress)
+            if res.interrupted:
+                raise KeyboardInterrupt
+        return str(out)
+
+    def _cell(self, latent: str, width: float, seed: int, deae_run: str | None) -> None:
+        """Train and score one cell unless it is finished; a failure is written to the cell's failed.json."""
+        s = self.spec
+        out = self._cell_dir(latent, width, seed)
+        run = RunDir(out)
+        failed = out / "failed.json"
+        if _final_eval(run, s.steps) is not None:
+            return
+        try:
+            sets = [*s.overrides, f"model.width={width}", f"model.latent.kind={latent}", f"train.seed={seed}"]
+            if latent == "deae":
+                sets.append(f"model.latent.deae_run={Path(deae_run).resolve()}")
+            latest = run.latest_checkpoint() if run.exists() else None
+            if run.exists() and latest is None:  # started but never checkpointed: start over
+                shutil.rmtree(out)
+            if latest is None or latest[0] < s.steps:
+                res = train("dcgan", data=s.data, steps=s.steps, out=out, preset=s.preset,
+                            overrides=[] if latest else sets, resume=latest is not None, progress=self.progress)
+                if res.interrupted:
+                    raise KeyboardInterrupt
+            evaluate_run(out, n=s.eval_n, progress=self.progress, feature_net_steps=s.feature_net_steps)
+            failed.unlink(missing_ok=True)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001  (a broken cell must not end the study; its error is kept)
+            error = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
+            out.mkdir(parents=True, exist_ok=True)
+            failed.write_text(json.dumps({"error": error, "traceback": traceback.format_exc(limit=8)}, indent=2))
+            self.log(f"  failed: {error}")
+
+    # --- the read-out ------------------------------------------------------------------------------------------
+    def collect(self) -> dict[str, Any]:
+        """Gather every cell's figures from its run folder into sweep.json and the plot (also `sweep --collect`,
+        e.g. after cells ran as separate jobs on other machines)."""
+        records = []
+        for lat, w, seed in self._cells():
+            out = self._cell_dir(lat, w, seed)
+            rec: dict[str, Any] = {"cell": cell_name(lat, w, seed), "latent": lat, "width": w, "seed": seed,
+                                   "run_dir": str(out.relative_to(self.root))}
+            if (out / "failed.json").is_file():
+                rec.update(status="failed", error=json.loads((out / "failed.json").read_text())["error"])
+            elif _final_eval(RunDir(out), self.spec.steps) is None:
+                rec["status"] = "pending"
+            else:
+                rec.update(_cell_figures(RunDir(out), self.spec.steps), status="done")
+            records.append(rec)
+        s = self.spec
+        done = [r for r in records if r["status"] == "done"]
+        networks = sorted({r["feature_network"] for r in done})
+        if len(networks) > 1:
+            raise ConfigError(f"cells were scored by different feature networks ({', '.join(networks)}): "
+                              f"their metrics cannot share one table")
+        curves = {lat: [CurvePoint(r["generator_parameters"], r["metrics"][s.metric], r["seed"])
+                        for r in done if r["latent"] == lat] for lat in s.latents}
+        curves = {k: v for k, v in curves.items() if v}
+        eps_list = list(s.eps) or _default_eps(curves)
+        summary = {
+            "schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "settings": asdict(s), "metric": s.metric, "feature_network": networks[0] if networks else None,
+            "cells": records,
+            "curves": {lat: aggregate(pts) for lat, pts in curves.items()},
+            "c_eps": [{"eps": eps, "eps_source": "given" if s.eps else "quartile of the measured seed-mean curves",
+                       "table": rank_latents(curves, eps)} for eps in eps_list] if curves else [],
+            "n_done": len(done), "n_failed": sum(r["status"] == "failed" for r in records),
+            "n_pending": sum(r["status"] == "pending" for r in records),
+        }
+        summary = _jsonable(summary)
+        if curves:
+            from latentforge.complexity.plot import plot_quality_vs_params
+
+            summary["plot"] = plot_quality_vs_params(summary, self.root / "quality_vs_params.png").name
+        tmp = self.root / "sweep.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(self.root / "sweep.json")
+        return summary
+
+
+def _final_eval(run: RunDir, steps: int) -> dict[str, Any] | None:
+    evals = [r for r in run.read_metrics() if r.get("kind") == "eval" and r.get("step") == steps]
+    return evals[-1] if evals else None
+
+
+def _cell_figures(run: RunDir, steps: int) -> dict[str, Any]:
+    """What sweep.json keeps of a finished cell: sizes, cost, all eval metrics, the networks involved."""
+    records = run.read_metrics()
+    ev = _final_eval(run, steps)
+    info = run.read_info()
+    summaries = [r for r in records if r.get("kind") == "summary"]
+    task = info.get("task", {})
+    metric_keys = ("fid", "fid_train", "fid_heldout_vs_train", "kid", "kid_std", "is", "precision", "recall",
+                   "density", "coverage", "nn_pixel_rms_median", "heldout_nn_pixel_rms_median",
+                   "nn_feature_ratio_vs_heldout", "near_copy_fraction")
+    return {
+        "generator_parameters": task.get("generator_parameters"),
+        "discriminator_parameters": task.get("discriminator_parameters"),
+        "wall_s": round(sum(r.get("wall_s", 0.0) for r in summaries), 2),
+        "eval_s": ev.get("eval_seconds"),
+        "feature_network": ev["feature_network"],
+        "latent": task.get("latent", {}).get("kind"),
+        "latent_info": {k: v for k, v in task.get("latent", {}).items() if k != "network_info"},
+        "metrics": {k: ev[k] for k in metric_keys if k in ev},
+        "final_losses": {k: summaries[-1][k] for k in ("loss", "g_loss", "d_acc") if summaries and k in summaries[-1]},
+    }
+
+
+def _default_eps(curves: dict[str, list[CurvePoint]]) -> list[float]:
+    means = [row["mean"] for pts in curves.values() for row in aggregate(pts)]
+    return [float(np.round(q, 4)) for q in np.quantile(means, [0.25, 0.5, 0.75])] if means else []
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
