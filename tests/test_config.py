@@ -49,3 +49,30 @@ def test_unknown_key_in_file_and_bad_yaml(tmp_path):
         build_config(file=tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="unknown preset"):
         build_config("huge")
+
+
+def test_run_folders_of_the_earlier_layout_still_load(tmp_path):
+    """Before models had their own sections, DeAE's loss sat at the top and its optimizer settings in `train`."""
+    old = {"model_type": "deae", "preset": "cpu", "model": {"latent_dim": 64, "enc_widths": [32, 64, 128, 256]},
+           "loss": {"pixel": "mse", "perceptual": "laplacian"},
+           "train": {"steps": 10, "lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.05, "wd_ramp_fraction": 0.4}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    cfg = RunConfig.load(path)
+    assert cfg.model.loss.pixel == "mse" and cfg.model.optim.lr == 1e-3 and cfg.model.optim.betas == (0.9, 0.99)
+    assert cfg.model.optim.weight_decay == 0.05 and cfg.train.steps == 10
+
+
+def test_model_type_picks_the_model_section_and_its_presets():
+    gan = build_config("cpu", model_type="dcgan", overrides=["model.width=0.5", "model.latent.kind=ssl"])
+    assert gan.model_type == "dcgan" and gan.model.width == 0.5 and gan.train.batch_size == 64
+    assert gan.model.g_optim.betas == (0.5, 0.999)
+    with pytest.raises(ConfigError, match="did you mean 'model.width'"):
+        build_config(model_type="dcgan", overrides=["model.widht=1"])
+    with pytest.raises(ConfigError, match="model.enc_widths"):  # a DeAE key is not a DCGAN key
+        build_config(model_type="dcgan", overrides=["model.enc_widths=[8]"])
+    with pytest.raises(ConfigError, match="unknown preset 'cpu9' for dcgan"):
+        build_config("cpu9", model_type="dcgan")
+    with pytest.raises(ConfigError, match="unknown model type 'vae'"):
+        RunConfig.from_dict({"model_type": "vae"})
+    assert RunConfig.from_dict(yaml.safe_load(gan.to_yaml())) == gan

@@ -190,8 +190,13 @@ class Sweep:
         if len(networks) > 1:
             raise ConfigError(f"cells were scored by different feature networks ({', '.join(networks)}): "
                               f"their metrics cannot share one table")
+        usable = [r for r in done if (r.get("generator_parameters") or 0) > 0
+                  and np.isfinite(r["metrics"].get(s.metric, np.nan))]
+        for r in done:
+            if r not in usable:
+                r["excluded"] = f"no finite {s.metric} or parameter count: left out of the curves"
         curves = {lat: [CurvePoint(r["generator_parameters"], r["metrics"][s.metric], r["seed"])
-                        for r in done if r["latent"] == lat] for lat in s.latents}
+                        for r in usable if r["latent"] == lat] for lat in s.latents}
         curves = {k: v for k, v in curves.items() if v}
         eps_list = list(s.eps) or _default_eps(curves)
         summary = {

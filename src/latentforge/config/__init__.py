@@ -2,7 +2,7 @@
 
 A run folder's `config.yaml` is the whole truth about a run: `RunConfig.load(folder / "config.yaml")` rebuilds it.
 """
-from latentforge.config.models import MODEL_CONFIGS, DCGANConfig, DeAEConfig
+from latentforge.config.model_configs import MODEL_CONFIGS, DCGANConfig, DeAEConfig
 from latentforge.config.presets import PRESETS
 from latentforge.config.run import RunConfig, build_config, config_keys, parse_override, presets_for, read_yaml
 from latentforge.config.sections import DataConfig, LatentConfig, LossConfig, OptimConfig, TrainConfig

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from latentforge.config.models import MODEL_CONFIGS, DCGANConfig, DeAEConfig
+from latentforge.config.model_configs import MODEL_CONFIGS, DCGANConfig, DeAEConfig
 from latentforge.config.presets import PRESETS
 from latentforge.config.sections import DataConfig, Strict, TrainConfig
 from latentforge.errors import ConfigError
