@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--deae-steps", type=int, default=1500)
+    p.add_argument("--deae-run", default=None, help="an existing DeAE run on the same data (default: train one)")
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--set", dest="overrides", action="append", default=["data.resolution=32"])
     p.add_argument("--runs", default=None)
@@ -40,7 +41,7 @@ def main() -> None:
     root = Path(args.runs or tempfile.mkdtemp(prefix="sweep_"))
     spec = SweepSpec(data=args.data, latents=args.latents.split(","), widths=[float(w) for w in args.widths.split(",")],
                      seeds=list(range(args.seeds)), steps=args.steps, preset="cpu", overrides=args.overrides,
-                     eval_n=args.eval_n, deae_steps=args.deae_steps)
+                     eval_n=args.eval_n, deae_steps=args.deae_steps, deae_run=args.deae_run)
     load0, t0 = os.getloadavg(), time.time()
     summary = Sweep(root, spec, progress=False).run()
     _print_sweep(summary)

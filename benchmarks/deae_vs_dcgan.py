@@ -2,8 +2,8 @@
 number of samples, at two training budgets, several seeds.
 
 Each (dataset, model, seed) runs in its own subprocess with one thread (`--jobs` of them at once, one per core):
-  1. a 15-step probe measures steps/s, and the step budget is set so the schedule (DeAE's weight-decay ramp) spans
-     the largest wall-clock budget;
+  1. a 30-step probe measures steps/s (steps 5-30), and the step count is set 15 % above what the largest
+     wall-clock budget allows, so the budget ends the run and the schedule (DeAE's weight-decay ramp) spans it;
   2. train with `train.time_limit_s` = first budget, evaluate (`latentforge eval`: held-out split, named feature
      network, `--n` samples), resume up to the second budget, evaluate again.
 Models: DeAE with its `cpu` preset (the best CPU preset at the time of the run) and DCGAN with its `cpu` preset
@@ -39,11 +39,13 @@ def worker(args: argparse.Namespace) -> dict:
     budgets = [float(b) for b in args.budgets.split(",")]
     common = ["data.resolution=32", "train.threads=1", "train.log_every=50", f"train.seed={args.seed}",
               "train.sample_every=100000", "train.checkpoint_every=100000"]
-    with tempfile.TemporaryDirectory() as tmp:
-        probe = latentforge.train(args.model, data=args.dataset, steps=15, out=Path(tmp) / "probe", preset="cpu",
-                                  overrides=common, progress=False)
-    rate = 15 / max(probe.summary["wall_s"], 1e-6)
-    steps = int(rate * budgets[-1] * 1.05) + 10
+    with tempfile.TemporaryDirectory() as tmp:  # steps/s between steps 5 and 30 (warm-up excluded)
+        latentforge.train(args.model, data=args.dataset, steps=30, out=Path(tmp) / "probe", preset="cpu",
+                          overrides=common + ["train.log_every=5"], progress=False)
+        times = {r["step"]: r["time_s"] for r in map(json.loads, (Path(tmp) / "probe" / "metrics.jsonl").open())
+                 if r["kind"] == "train"}
+    rate = 25 / max(times[30] - times[5], 1e-6)
+    steps = int(rate * budgets[-1] * 1.15) + 10  # the budget, not the step count, must end the run
     out = Path(args.run_root) / f"{args.dataset}-{args.model}-s{args.seed}"
     rows, spent = [], 0.0
     for i, budget in enumerate(budgets):

@@ -31,6 +31,7 @@ def test_precedence_defaults_preset_file_set(tmp_path):
     (["model.optim.lr=abc"], "model.optim.lr"),
     (["nokey"], "key=value"),
     (["model.loss.perceptual=vgg"], "model.loss.perceptual"),
+    (["train.lr=1e-3"], "has moved: optimizer settings live with the model now (model.optim.lr)"),
 ])
 def test_bad_overrides_name_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):

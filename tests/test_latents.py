@@ -106,6 +106,11 @@ def test_deae_latent_gan(tmp_path):
     a, b = task.latent.sample(300, _g(0)), task.latent.sample(300, _g(1))
     assert a.shape == (300, 16) and not torch.equal(a, b)
     assert abs(float(a.mean())) < 0.3  # normalised on a bank of fresh latents
+    # the GAN stays tied to the DeAE step it was trained with, even after that run trains on
+    latentforge.train("deae", out=deae, steps=5, resume=True, progress=False)
+    again = load_run(out).task
+    assert again.describe()["latent"]["source"]["step"] == 3
+    assert torch.equal(again.latent.sample(50, _g(0)), a[:50])
     with pytest.raises(latentforge.ConfigError, match="deae_run"):
         latentforge.train("dcgan", data="digits", steps=1, out=tmp_path / "x", preset="tiny", progress=False,
                           overrides=GAN + ["model.latent.kind=deae"])

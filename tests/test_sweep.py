@@ -89,6 +89,10 @@ def test_sweep_refuses_other_settings_and_collects(tmp_path, capsys):
     assert main(["sweep", "--out", str(root), "--collect", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "C_eps at FID <=" in out and "gaussian" in out and "1 cells done" in out
+    # a call for one more latent trains only its cells, and the read-out covers the whole grid of the folder
+    summary = Sweep(root, _spec(latents=["uniform"], widths=[0.5]), progress=False).run()
+    assert sorted(c["cell"] for c in summary["cells"]) == ["gaussian-w0.5-s0", "uniform-w0.5-s0"]
+    assert set(summary["curves"]) == {"gaussian", "uniform"}
 
 
 def test_sweep_cli_rejects_bad_input(tmp_path, capsys):

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "cpu, cpu16, tiny")
     t.add_argument("--config", help="YAML file with config overrides")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set train.lr=1e-3 (repeatable)")
+                   help="override one config key, e.g. --set model.optim.lr=1e-3 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -64,6 +64,9 @@ class SweepSpec:
             raise ConfigError(f"--metric must be one of {', '.join(METRICS)}")
         if self.steps < 1 or self.eval_n < 2:
             raise ConfigError("--steps must be >= 1 and --eval-n >= 2")
+        from latentforge.config import build_config
+
+        build_config(self.preset, None, self.overrides, model_type="dcgan")  # a typo fails now, not in every cell
 
 
 def cell_name(latent: str, width: float, seed: int) -> str:
@@ -81,10 +84,14 @@ class Sweep:
         path = Path(root) / "sweep.yaml"
         if not path.is_file():
             raise ConfigError(f"{root} holds no sweep (no sweep.yaml)")
-        return cls(root, SweepSpec(**yaml.safe_load(path.read_text())), **kwargs)
+        try:
+            return cls(root, SweepSpec(**yaml.safe_load(path.read_text())), **kwargs)
+        except (TypeError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path} is not a sweep settings file of this version: {e}") from None
 
     # --- settings file: a rerun must describe the same study ---------------------------------------------------
-    def _claim_folder(self) -> None:
+    def _claim_folder(self) -> SweepSpec:
+        """Check a rerun against the saved settings; return the whole grid (saved cells and requested ones)."""
         path = self.root / "sweep.yaml"
         mine = asdict(self.spec)
         if path.is_file():
@@ -102,17 +109,34 @@ class Sweep:
         tmp = path.with_suffix(".yaml.tmp")
         tmp.write_text(yaml.safe_dump(mine, sort_keys=False))
         tmp.replace(path)
+        return SweepSpec(**mine)
 
     # --- running cells -----------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self._claim_folder()
-        s = self.spec
-        deae_run = self._deae_run() if "deae" in s.latents else None
+        """Train and score the requested cells, then read out the whole grid of this folder."""
+        whole = self._claim_folder()
+        deae_run, deae_error = None, None
+        if "deae" in self.spec.latents:
+            try:
+                deae_run = self._deae_run()
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001  (the deae cells fail with this error; the others go on)
+                deae_error = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
         cells = self._cells()
         for i, (lat, w, seed) in enumerate(cells, 1):
             self.log(f"[{i}/{len(cells)}] {cell_name(lat, w, seed)}")
+            if lat == "deae" and deae_error:
+                self._fail(self._cell_dir(lat, w, seed), f"the DeAE run for the deae latent failed: {deae_error}")
+                continue
             self._cell(lat, w, seed, deae_run)
+        self.spec = whole
         return self.collect()
+
+    def _fail(self, out: Path, error: str, trace: str = "") -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "failed.json").write_text(json.dumps({"error": error, "traceback": trace}, indent=2))
+        self.log(f"  failed: {error}")
 
     def _cells(self) -> list[tuple[str, float, int]]:
         s = self.spec
@@ -127,11 +151,15 @@ class Sweep:
         out = self.root / "deae"
         res_set = [o for o in self.spec.overrides if o.startswith("data.")]
         run = RunDir(out)
+        if run.exists() and run.load_config().model_type != "deae":
+            raise ConfigError(f"{out} holds a {run.load_config().model_type} run, not the sweep's DeAE")
         done = run.exists() and any(r.get("kind") == "summary" and r.get("step") == self.spec.deae_steps
                                     for r in run.read_metrics())
         if not done:
             self.log(f"training the DeAE whose encoder gives the deae latent: {out}")
             resume = run.exists() and run.latest_checkpoint() is not None
+            if run.exists() and not resume:  # killed before its first checkpoint: start over
+                shutil.rmtree(out)
             res = train("deae", data=self.spec.data, steps=self.spec.deae_steps, out=out, preset=self.spec.deae_preset,
                         overrides=[] if resume else res_set, resume=resume, progress=self.progress)
             if res.interrupted:
@@ -158,15 +186,15 @@ class Sweep:
                             overrides=[] if latest else sets, resume=latest is not None, progress=self.progress)
                 if res.interrupted:
                     raise KeyboardInterrupt
+                if res.step < s.steps:  # stopped by train.time_limit_s: the next call continues it
+                    return
             evaluate_run(out, n=s.eval_n, progress=self.progress, feature_net_steps=s.feature_net_steps)
             failed.unlink(missing_ok=True)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001  (a broken cell must not end the study; its error is kept)
             error = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
-            out.mkdir(parents=True, exist_ok=True)
-            failed.write_text(json.dumps({"error": error, "traceback": traceback.format_exc(limit=8)}, indent=2))
-            self.log(f"  failed: {error}")
+            self._fail(out, error, traceback.format_exc(limit=8))
 
     # --- the read-out ------------------------------------------------------------------------------------------
     def collect(self) -> dict[str, Any]:

@@ -169,8 +169,14 @@ def config_keys(model_type: str = "deae") -> list[str]:
     return walk(RunConfig, "")
 
 
+_MOVED = {f"train.{k}": f"model.optim.{k}" for k in _LEGACY_DEAE_OPTIM}
+
+
 def _check_key(key: str, model_type: str) -> None:
     keys = config_keys(model_type)
+    if key in _MOVED:
+        where = _MOVED[key] if model_type == "deae" else "model.g_optim / model.d_optim"
+        raise ConfigError(f"config key {key!r} has moved: optimizer settings live with the model now ({where})")
     if key not in keys:
         close = difflib.get_close_matches(key, keys, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

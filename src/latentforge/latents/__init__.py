@@ -35,14 +35,15 @@ def make_latent(cfg: LatentConfig, seed: int, deae_encoder: Callable[[int, int],
     return EncoderLatent(deae_encoder, cfg.normalize, cfg.dim, seed, source=deae_source)
 
 
-def fit_latent(latent: LatentSource, cfg: LatentConfig, train, progress: bool = True) -> None:
+def fit_latent(latent: LatentSource, cfg: LatentConfig, train, progress: bool = True,
+               device: torch.device | str = "cpu") -> None:
     """Fit a data-dependent latent on the training split `train` (an ImageDataset). SSL features come from a
     SimCLR network trained on `train` and cached (never the evaluation network: SPEC section 4)."""
     if isinstance(latent, FeatureLatent):
         from latentforge.latents.simclr import load_or_train_simclr
 
         encoder = load_or_train_simclr(train, arch=cfg.ssl_arch, steps=cfg.ssl_steps, seed=cfg.ssl_seed,
-                                       progress=progress)
+                                       progress=progress, device=device)
         features = encoder.encode(train.get(torch.arange(len(train))))
         latent.fit(features, network=encoder.label, network_info=encoder.info)
     elif isinstance(latent, EncoderLatent):

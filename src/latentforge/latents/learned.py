@@ -64,11 +64,6 @@ class FeatureLatent(_Projected):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self._project(self.sampler.sample(n, generator))
 
-    def training_latents(self) -> torch.Tensor | None:
-        """The normalised, projected training features (for memorisation checks in latent space)."""
-        table = getattr(self.sampler, "table", None)
-        return self._project(table) if table is not None else None
-
     def describe(self) -> dict[str, Any]:
         return super().describe() | self.sampler.describe() | {"network": self.network,
                                                               "network_info": self.network_info}
@@ -104,7 +99,13 @@ class EncoderLatent(_Projected):
         return super().describe() | {"sampler": "fresh DeAE patterns", "source": self.source}
 
     def state_dict(self) -> dict[str, Any]:
-        return self._base_state()
+        return self._base_state() | {"source_step": int(self.source.get("step", -1))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        step = state.get("source_step")
+        if step is not None and self.source.get("step") is not None and int(step) != int(self.source["step"]):
+            from latentforge.errors import CheckpointError
+
+            raise CheckpointError(f"this GAN was trained on the DeAE latent of {self.source.get('run')} at step "
+                                  f"{int(step)}, but that run now loads step {self.source['step']}")
         self._load_base(state)

@@ -5,7 +5,7 @@ Two uses:
 
 * **SSL latents for GANs** (Hu et al. 2023, SPEC §2): the features of a self-supervised encoder trained on the
   dataset's training split are the "data-dependent latent" a generator is conditioned on.
-* **An evaluation feature network** for unlabelled folders.
+* **An evaluation feature network** for unlabelled folders (planned, issue 14: with another seed and architecture).
 
 SPEC §4 says a model is never scored by the network it was trained against, so the architecture is a parameter
 (``"resnet-s"``, ``"convnet"``) as well as the seed: the latent encoder and the scoring encoder can differ in both,
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
+from latentforge.errors import DataError
 from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.rng import step_generator
 
@@ -347,7 +348,7 @@ def train_simclr(train: ImageDataset, *, arch: str = "resnet-s", steps: int = 60
     global TRAIN_CALLS
     TRAIN_CALLS += 1
     if len(train) < 2:
-        raise ValueError("SimCLR needs at least 2 training images (the other images are the negatives)")
+        raise DataError("SimCLR needs at least 2 training images (the other images are the negatives)")
     dev = torch.device(device)
     bs = min(batch_size, len(train))
     torch.manual_seed(seed)

@@ -1,7 +1,8 @@
 """Every trainable model, found by name: one module per model, each defining a TrainTask.
 
-This table and `latentforge.config.MODEL_CONFIGS` are the two places a new model is added; nothing else in the
-toolkit branches on the model type.
+A new model is a module here plus its entries in `TASKS`, in `latentforge.config` (its config class in
+`MODEL_CONFIGS` and the `ModelConfig` union, its presets) and in the CLI's `MODELS` list (a test checks that they
+agree); nothing else in the toolkit branches on the model type.
 """
 from __future__ import annotations
 

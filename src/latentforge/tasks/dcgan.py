@@ -8,6 +8,7 @@ resumed run repeats the uninterrupted one.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class DCGANTask(TrainTask):
         m, t = cfg.model, cfg.train
         if m.n_dis < 1:
             raise ConfigError("model.n_dis must be at least 1")
-        self.latent = self._latent(dataset)
+        self.latent = self._latent(dataset, (state or {}).get("latent", {}).get("source_step"))
         if state is not None and dataset is None:  # loading a run: the fitted latent fixes G's input size
             self.latent.load_state_dict(state.get("latent", {}))
         try:
@@ -58,17 +59,17 @@ class DCGANTask(TrainTask):
         if m.g_ema:
             self.emas = {"G": EMA(self.G, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
 
-    def _latent(self, dataset: ImageDataset | None) -> LatentSource:
+    def _latent(self, dataset: ImageDataset | None, deae_step: int | None = None) -> LatentSource:
         """Build the latent; fit it when training on data (in a forked RNG, so that the networks' initialisation
         does not depend on whether, say, the SimCLR encoder was already cached)."""
         lc, seed = self.cfg.model.latent, self.cfg.train.seed
         encoder, source = None, None
         if lc.kind == "deae":
-            encoder, source = _deae_encoder(lc.deae_run, self.shape, self.device)
+            encoder, source = _deae_encoder(lc.deae_run, self.shape, self.device, deae_step, dataset)
         latent = make_latent(lc, seed, encoder, source)
         if dataset is not None and lc.kind in ("ssl", "deae"):
             with torch.random.fork_rng(devices=[]):
-                fit_latent(latent, lc, dataset)
+                fit_latent(latent, lc, dataset, device=self.device)
         return latent
 
     # --- TrainTask ----------------------------------------------------------------------------------------------
@@ -161,26 +162,34 @@ class DCGANTask(TrainTask):
     def interpolate(self, pairs: int = 4, steps: int = 8, seed: int = 0, *, use_ema: bool = True,
                     bn: BNMode | None = None) -> torch.Tensor:
         """Linear paths between pairs of latents drawn from the run's latent distribution, one pair per row."""
-        z = self._latents(2 * pairs + 256, seed + (1 << 20), bn)
+        n = pairs * steps
+        padded = -(-n // 256) * 256 if (bn or self.cfg.model.sample_bn) == "batch" else n
+        z = self.latent.sample(2 * pairs + padded - n, torch.Generator().manual_seed(seed + (1 << 20)))
         t = torch.linspace(0, 1, steps)
         za, zb = z[0:2 * pairs:2], z[1:2 * pairs:2]
-        path = (za[:, None] + (zb - za)[:, None] * t[None, :, None]).reshape(pairs * steps, -1)
-        fill = z[2 * pairs:][: max(0, 256 - len(path)) if (bn or self.cfg.model.sample_bn) == "batch" else 0]
-        return self._decode(torch.cat([path, fill]), pairs * steps, use_ema, bn)
+        path = (za[:, None] + (zb - za)[:, None] * t[None, :, None]).reshape(n, -1)
+        fill = z[2 * pairs:]  # fresh latents that fill the last batch, so every chunk has full-batch statistics
+        return self._decode(torch.cat([path, fill]), n, use_ema, bn)
 
 
-def _deae_encoder(run_dir: str | None, shape: DataShape, device: torch.device):
-    """The encoder half of a trained DeAE run, as `(n, seed) -> latents`, checked to match this run's images."""
+def _deae_encoder(run_dir: str | None, shape: DataShape, device: torch.device, step: int | None,
+                  dataset: ImageDataset | None):
+    """The encoder half of a trained DeAE run (at `step`, the one a loaded GAN was trained with; else its latest
+    checkpoint), as `(n, seed) -> latents`, checked to match this run's images."""
     from latentforge.tasks import load_run
 
     if not run_dir:
         raise ConfigError("a deae latent needs a trained DeAE run: set model.latent.deae_run=RUNDIR")
-    loaded = load_run(run_dir, device=str(device))
+    loaded = load_run(run_dir, step=step if step is not None and step >= 0 else None, device=str(device))
     if loaded.cfg.model_type != "deae":
         raise ConfigError(f"model.latent.deae_run {run_dir} holds a {loaded.cfg.model_type} run, not a DeAE")
     if (loaded.task.shape.channels, loaded.task.shape.resolution) != (shape.channels, shape.resolution):
         raise ConfigError(f"the DeAE run {run_dir} was trained on {loaded.task.shape.channels}x"
                           f"{loaded.task.shape.resolution}px images, this run uses {shape.channels}x{shape.resolution}")
+    fingerprint = loaded.info.get("dataset", {}).get("fingerprint")
+    if dataset is not None and fingerprint != dataset.fingerprint:
+        warnings.warn(f"the DeAE run {run_dir} was trained on other images ({loaded.info['dataset'].get('name')}, "
+                      f"fingerprint {fingerprint}) than this run ({dataset.name}, {dataset.fingerprint})", stacklevel=2)
     source = {"run": str(Path(run_dir).resolve()), "step": loaded.step,
               "dataset": loaded.info.get("dataset", {}).get("fingerprint")}
     return (lambda n, seed: loaded.task.encode_fresh(n, seed)), source
