@@ -137,21 +137,13 @@ class DeAETask(TrainTask):
                   "recon_rms_vs_other_image": float(rms_distance(rec, dataset.get(idx.roll(1))).mean())}
         return record | super().summarize(dataset, n)
 
-    @torch.no_grad()
     def encode_fresh(self, n: int, seed: int, *, use_ema: bool = True, bn: BNMode | None = None,
                      batch_size: int = 256) -> torch.Tensor:
         """Latents of n fresh patterns (the encoder half of sampling): DeAE's learned latent, as a latent option
         for other generators. (n, latent_dim) float32 on the CPU."""
-        net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
-        out = []
-        with bn_mode(net, bn):
-            for start in range(0, n, batch_size):
-                take = min(batch_size, n - start)
-                counter = np.arange(start, start + (batch_size if bn == "batch" else take))
-                masks = [mk.to(self.device) for mk in self.patterns.fresh(counter + seed * (1 << 32) + (1 << 30))]
-                z = net.encode(self._noise(seed, counter).to(self.device), masks)
-                out.append(z[:take].float().cpu())
-        return torch.cat(out)
+        def make(counter: np.ndarray, take: int):
+            return self.patterns.fresh(counter + seed * (1 << 32) + (1 << 30)), self._noise(seed, counter)
+        return self._decode_batches(make, n, bn, use_ema, batch_size, encode_only=True)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -177,9 +169,11 @@ class DeAETask(TrainTask):
         return self.emas["net"].model if use_ema else self.net
 
     @torch.no_grad()
-    def _decode_batches(self, make: Any, n: int, bn: BNMode | None, use_ema: bool, batch_size: int) -> torch.Tensor:
-        """Run `make(counter) -> (masks, noise)` in chunks. With batch statistics every chunk is filled up to
-        batch_size with extra fresh patterns, so small requests see the statistics of a full batch."""
+    def _decode_batches(self, make: Any, n: int, bn: BNMode | None, use_ema: bool, batch_size: int,
+                        encode_only: bool = False) -> torch.Tensor:
+        """Run `make(counter) -> (masks, noise)` in chunks through the network (or only its encoder). With batch
+        statistics every chunk is filled up to batch_size with extra fresh patterns, so small requests see the
+        statistics of a full batch."""
         net, bn = self._net(use_ema), bn or self.cfg.model.sample_bn
         out = []
         with bn_mode(net, bn):
@@ -187,8 +181,10 @@ class DeAETask(TrainTask):
                 take = min(batch_size, n - start)
                 counter = np.arange(start, start + (batch_size if bn == "batch" else take))
                 masks, noise = make(counter, take)
-                y = net(noise.to(self.device), [mk.to(self.device) for mk in masks])
-                out.append(y[:take].float().clamp(-1, 1).cpu())
+                masks = [mk.to(self.device) for mk in masks]
+                y = (net.encode(noise.to(self.device), masks) if encode_only
+                     else net(noise.to(self.device), masks).clamp(-1, 1))
+                out.append(y[:take].float().cpu())
         return torch.cat(out)
 
     def _noise(self, seed: int, counter: np.ndarray) -> torch.Tensor:
