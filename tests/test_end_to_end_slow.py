@@ -19,3 +19,22 @@ def test_readme_main_job_learns_digits(tmp_path, capsys):
     # samples are diverse (no collapse) and digit-like (close to some training digit, not to the mean image)
     assert summary["sample_diversity_rms"] > 0.5 * summary["train_diversity_rms"]
     assert summary["sample_nn_rms_mean"] < 0.15
+
+
+@pytest.mark.slow
+def test_sweep_over_all_learned_latents_end_to_end(tmp_path, capsys):
+    """`latentforge sweep` with every latent kind, a DeAE trained by the sweep itself, and a C_eps table."""
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--data", "digits", "--latents", "gaussian,ssl,deae", "--widths", "0.25,1", "--steps", "150",
+                 "--deae-steps", "300", "--eval-n", "300", "--out", str(out), "--no-progress",
+                 "--set", "data.resolution=16", "--set", "model.latent.ssl_steps=100"]) == 0
+    printed = capsys.readouterr().out
+    assert "C_eps at FID <=" in printed and "6 cells done, 0 failed, 0 pending" in printed
+    summary = json.loads((out / "sweep.json").read_text())
+    assert set(summary["curves"]) == {"gaussian", "ssl", "deae"}
+    cells = {c["cell"]: c for c in summary["cells"]}
+    assert cells["ssl-w1-s0"]["latent_info"]["network"].startswith("lf-simclr-resnet-s-digits@")
+    assert cells["deae-w1-s0"]["latent_info"]["source"]["step"] == 300
+    assert cells["ssl-w1-s0"]["feature_network"] == summary["feature_network"].split()[0]
+    assert not cells["ssl-w1-s0"]["latent_info"]["network"].startswith(summary["feature_network"].split("@")[0])
+    assert (out / "quality_vs_params.png").is_file() and (out / "deae" / "config.yaml").is_file()

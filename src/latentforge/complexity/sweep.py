@@ -49,7 +49,7 @@ class SweepSpec:
     eps: list[float] = field(default_factory=list)  # empty: thresholds at quartiles of the measured curves
     deae_run: str | None = None
     deae_steps: int = 3000
-    deae_preset: str = "cpu"
+    deae_preset: str | None = None  # None: the DeAE CPU preset for the cells' resolution (cpu16 or cpu)
     feature_net_steps: int = 400
 
     def check(self) -> None:
@@ -150,6 +150,7 @@ class Sweep:
             return self.spec.deae_run
         out = self.root / "deae"
         res_set = [o for o in self.spec.overrides if o.startswith("data.")]
+        preset = self.spec.deae_preset or _deae_preset_for(self.spec)
         run = RunDir(out)
         if run.exists() and run.load_config().model_type != "deae":
             raise ConfigError(f"{out} holds a {run.load_config().model_type} run, not the sweep's DeAE")
@@ -160,7 +161,7 @@ class Sweep:
             resume = run.exists() and run.latest_checkpoint() is not None
             if run.exists() and not resume:  # killed before its first checkpoint: start over
                 shutil.rmtree(out)
-            res = train("deae", data=self.spec.data, steps=self.spec.deae_steps, out=out, preset=self.spec.deae_preset,
+            res = train("deae", data=self.spec.data, steps=self.spec.deae_steps, out=out, preset=preset,
                         overrides=[] if resume else res_set, resume=resume, progress=self.progress)
             if res.interrupted:
                 raise KeyboardInterrupt
@@ -246,6 +247,18 @@ class Sweep:
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(self.root / "sweep.json")
         return summary
+
+
+def _deae_preset_for(spec: SweepSpec) -> str:
+    """The DeAE CPU preset whose encoder depth fits the cells' resolution."""
+    from latentforge.config import build_config
+
+    resolution = build_config(spec.preset, None, spec.overrides, model_type="dcgan").data.resolution
+    presets = {16: "cpu16", 32: "cpu"}
+    if resolution not in presets:
+        raise ConfigError(f"no DeAE CPU preset for {resolution}px images: train a DeAE at this resolution "
+                          f"(`latentforge train deae --set data.resolution={resolution} ...`) and pass --deae-run")
+    return presets[resolution]
 
 
 def _final_eval(run: RunDir, steps: int) -> dict[str, Any] | None:
