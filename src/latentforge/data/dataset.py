@@ -92,6 +92,11 @@ class ImageDataset:
     def resolution(self) -> int:
         return self.images.shape[-1]
 
+    @property
+    def has_class_labels(self) -> bool:
+        """Every image labelled, with at least two classes: enough to train or probe a classifier."""
+        return bool((self.labels >= 0).all()) and len(torch.unique(self.labels)) >= 2
+
     def get(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         """Float images in [-1, 1]."""
         return self.images[torch.as_tensor(index, dtype=torch.long)].float().div(127.5).sub(1.0)

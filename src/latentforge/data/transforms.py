@@ -48,3 +48,14 @@ def composite_alpha(rgba: np.ndarray, background: tuple[int, int, int]) -> np.nd
     rgb = rgba[..., :3].astype(np.uint16)
     a = rgba[..., 3:4].astype(np.uint16)
     return ((rgb * a + bg * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def fit_to_network(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    """Float images in [-1, 1] matched to a network's input: grey <-> colour, then bilinear resize to size x size
+    (antialiased when shrinking). Shared by every small network latentforge trains on the data."""
+    if images.shape[1] != channels:
+        images = images.mean(1, keepdim=True) if channels == 1 else images.expand(-1, 3, -1, -1)
+    if images.shape[-2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                               antialias=images.shape[-1] > size)
+    return images

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
+from latentforge.data.transforms import fit_to_network
 from latentforge.errors import DataError
 from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.rng import step_generator
@@ -203,13 +204,7 @@ def _convnet(channels: int) -> tuple[nn.Module, int]:
 
 
 def _prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Match the net's channel count (grey <-> colour) and resize to INPUT_SIZE (antialiased when shrinking)."""
-    if images.shape[1] != channels:
-        images = images.mean(1, keepdim=True) if channels == 1 else images.expand(-1, 3, -1, -1)
-    if images.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-        images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                               antialias=images.shape[-1] > INPUT_SIZE)
-    return images
+    return fit_to_network(images, channels, INPUT_SIZE)
 
 
 class SimCLRNet(nn.Module):
@@ -273,10 +268,6 @@ class SimCLREncoder:
 
 # ------------------------------------------------------------------------------------------------------ training
 
-def _has_labels(ds: ImageDataset | None) -> bool:
-    return ds is not None and len(ds) > 0 and bool((ds.labels >= 0).all()) and len(torch.unique(ds.labels)) >= 2
-
-
 @torch.no_grad()
 def _encode(net: SimCLRNet, ds: ImageDataset, idx: torch.Tensor, device: torch.device,
             batch_size: int = 512) -> torch.Tensor:
@@ -288,7 +279,7 @@ def _linear_probe(net: SimCLRNet, train: ImageDataset, heldout: ImageDataset | N
                   device: torch.device, limit: int = 10000) -> tuple[float | None, str]:
     """Accuracy of a logistic regression on frozen (standardised) features: the paper's linear evaluation.
     Fit on the train split, scored on held-out labels; without usable held-out labels, an 80/20 split of train."""
-    if not _has_labels(train):
+    if not train.has_class_labels:
         return None, "no class labels in the training split"
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -296,7 +287,7 @@ def _linear_probe(net: SimCLRNet, train: ImageDataset, heldout: ImageDataset | N
 
     g = step_generator(seed, 0, _STREAM_PROBE)
     perm = torch.randperm(len(train), generator=g)[:limit]
-    if _has_labels(heldout):
+    if heldout is not None and heldout.has_class_labels:
         tr, where = perm, f"held-out split ({len(heldout)} images)"
         x_te = _encode(net, heldout, torch.arange(min(len(heldout), limit)), device).numpy()
         y_te = heldout.labels[:limit].numpy()

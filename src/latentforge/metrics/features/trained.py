@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
+from latentforge.data.transforms import fit_to_network
 from latentforge.metrics.features.base import FeatureExtractor
 from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.rng import step_generator
@@ -50,12 +51,7 @@ class SmallConvNet(nn.Module):
 
 
 def _prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
-    if images.shape[1] != channels:
-        images = images.mean(1, keepdim=True) if channels == 1 else images.expand(-1, 3, -1, -1)
-    if images.shape[-1] != INPUT_SIZE:
-        images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                               antialias=images.shape[-1] > INPUT_SIZE)
-    return images
+    return fit_to_network(images, channels, INPUT_SIZE)
 
 
 def _rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -72,14 +68,10 @@ class TrainedFeatures(FeatureExtractor):
         return pool, logits
 
 
-def _has_labels(ds: ImageDataset) -> bool:
-    return bool((ds.labels >= 0).all()) and len(torch.unique(ds.labels)) >= 2
-
-
 def train_feature_net(train: ImageDataset, heldout: ImageDataset | None, steps: int = 400, batch_size: int = 128,
                       seed: int = 0, progress: bool = True) -> tuple[SmallConvNet, dict]:
     """Supervised on labels when present, else rotation prediction. Returns the net and facts about its training."""
-    supervised = _has_labels(train)
+    supervised = train.has_class_labels
     classes = int(train.labels.max()) + 1 if supervised else 4
     torch.manual_seed(seed)
     net = SmallConvNet(train.channels, classes)
