@@ -36,11 +36,21 @@ def test_trained_feature_network_is_named_cached_and_useful(digits, features, tm
     assert f.pool.shape == (8, 128) and f.logits.shape == (8, 10)
 
 
-def test_rotation_objective_without_labels(digits, tmp_path):
+def test_unlabelled_data_gets_a_contrastive_network_of_another_arch(digits, tmp_path, monkeypatch):
+    from latentforge.metrics.evaluate import resolve_features
+    from latentforge.metrics.features import contrastive
+
+    monkeypatch.setattr(contrastive, "EVAL_BATCH", 32)
     train, _ = digits
     train = type(train)(train.images[:300], torch.full((300,), -1), "unlabelled", "train", "fp-unlabelled", [], "")
-    net = load_or_train_features(train, None, cache_dir=tmp_path, steps=5, progress=False)
-    assert net.name == "lf-rotnet-unlabelled" and net.info["classes"] == 4
+    monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path))
+    net = resolve_features("trained", train, None, progress=False, trained_steps=3)
+    assert net.name == "lf-simclr-convnet-unlabelled" and net.info["seed"] == contrastive.EVAL_SEED
+    assert "knn_view_accuracy" in net.info and net.extract(train.get(torch.arange(4))).logits is None
+    other = resolve_features("trained", train, None, progress=False, trained_steps=3, avoid=("convnet",))
+    assert other.name == "lf-simclr-resnet-s-unlabelled" and other.label != net.label
+    with pytest.raises(latentforge.errors.ConfigError, match="no class labels"):
+        resolve_features("classifier", train, None, progress=False)
 
 
 def test_knn_matches_brute_force():

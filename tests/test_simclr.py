@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from latentforge.config import DataConfig
 from latentforge.data.dataset import load_dataset
-from latentforge.latents import simclr
-from latentforge.latents.simclr import (
+from latentforge.models import simclr
+from latentforge.models.simclr import (
     SimCLRNet,
     augment,
     load_or_train_simclr,

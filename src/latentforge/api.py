@@ -96,22 +96,30 @@ def _train_and_heldout(data_cfg: DataConfig) -> tuple[ImageDataset, ImageDataset
 
 def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", seed: int = 1,
                  bn: str | None = None, inception_path: str | None = None, progress: bool = True,
-                 feature_net_steps: int = 400) -> dict[str, Any]:
+                 feature_net_steps: int | None = None, avoid: tuple[str, ...] = ()) -> dict[str, Any]:
     """Sample n images from a run and score them against its dataset (held-out split for distribution metrics,
-    train split for memorisation); the record is appended to the run's metrics.jsonl as kind='eval'."""
+    train split for memorisation); the record is appended to the run's metrics.jsonl as kind='eval'.
+
+    The feature network is never one the model was trained from (SPEC §4): a GAN on SSL latents is scored by a
+    SimCLR encoder of another architecture and seed, and the record names both. `avoid`: further SimCLR
+    architectures not to score with (a sweep passes its ssl cells' one, so that all its cells share a network)."""
     from latentforge.metrics.evaluate import evaluate, resolve_features
 
     if n < 2:
         raise ConfigError("evaluation needs at least 2 samples (--n)")
     loaded = load_run(run_dir)
     train_set, heldout = _train_and_heldout(loaded.cfg.data)
+    seen = loaded.task.networks_seen()
+    avoid = tuple(avoid) + tuple(s["arch"] for s in seen if s.get("method") == "simclr" and "arch" in s)
     extractor = resolve_features(features, train_set, heldout, progress=progress, inception_path=inception_path,
-                                 trained_steps=feature_net_steps)
+                                 trained_steps=feature_net_steps, avoid=avoid)
+    if extractor.label in {s["label"] for s in seen}:
+        raise ConfigError(f"{extractor.label} is the network this model was trained from; choose other --features")
     fake = loaded.task.sample(n, seed=seed, bn=bn)
     sample_bn = bn or getattr(loaded.cfg.model, "sample_bn", None)
     grid = loaded.run.root / "eval" / f"nearest_step_{loaded.step:07d}.png"
     record = {"kind": "eval", "step": loaded.step, "sample_seed": seed,
-              "sample_bn": sample_bn,
+              "sample_bn": sample_bn, "model_trained_from": [s["label"] for s in seen],
               **evaluate(fake, train_set, heldout, extractor, grid_path=grid, seed=seed)}
     loaded.run.append_metrics(record)
     return record
@@ -119,7 +127,7 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
 
 def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resolution: int | None = None,
                     features: str = "auto", seed: int = 1, grid_path: str | Path | None = None,
-                    progress: bool = True, feature_net_steps: int = 400) -> dict[str, Any]:
+                    progress: bool = True, feature_net_steps: int | None = None) -> dict[str, Any]:
     """Score images that came from anywhere (a tensor in [-1, 1], an image folder, a .npy/.npz file) against a
     dataset (built-in name or path): the same record `latentforge eval` writes."""
     from latentforge.metrics.evaluate import evaluate, resolve_features

@@ -60,11 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--n", type=int, default=1000, help="number of samples to score")
     e.add_argument("--json", help="also write the record to this file")
-    e.add_argument("--features", default="auto", choices=["auto", "inception", "trained"],
-                   help="feature network: auto = Inception if its weights are on disk, else one trained on the data")
+    e.add_argument("--features", default="auto", choices=["auto", "inception", "trained", "classifier", "simclr"],
+                   help="feature network: auto = Inception if its weights are on disk, else one trained on the data "
+                        "(trained: a classifier on labelled data, a SimCLR encoder otherwise)")
     e.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
-    e.add_argument("--feature-net-steps", type=int, default=400,
-                   help="training budget of the offline feature network (when Inception weights are absent)")
+    e.add_argument("--feature-net-steps", type=int, default=None,
+                   help="training steps of the offline feature network (default: 400 classifier, 300 SimCLR)")
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
 
@@ -174,18 +175,49 @@ def _cmd_eval(a: argparse.Namespace) -> None:
                        inception_path=a.inception_weights, feature_net_steps=a.feature_net_steps)
     if a.json:
         Path(a.json).write_text(json.dumps(rec, indent=2))
+    print_eval(rec)
+
+
+def print_eval(rec: dict) -> None:
+    """The evaluation record as a reader needs it: flags first, then each figure beside its reference value."""
     print(f"feature network: {rec['feature_network']}  (reference: {rec['reference_split']} split, "
-          f"{rec['n_reference']} images; {rec['n_fake']} samples at step {rec['step']})")
-    rows = [("FID", "fid"), ("FID vs train", "fid_train"), ("FID held-out vs train", "fid_heldout_vs_train"),
-            ("KID", "kid"), ("IS", "is"), ("IS of reference", "is_reference"), ("precision", "precision"),
-            ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
-            ("NN pixel RMS (median)", "nn_pixel_rms_median"), ("held-out NN pixel RMS", "heldout_nn_pixel_rms_median"),
-            ("NN feature ratio vs held-out", "nn_feature_ratio_vs_heldout"), ("near-copy fraction", "near_copy_fraction")]
-    for label, key in rows:
-        if key in rec:
-            extra = f" ± {rec[key + '_std']:.4g}" if key + "_std" in rec else ""
-            print(f"  {label:<30} {rec[key]:.4g}{extra}")
-    print(f"nearest-neighbour grid: {rec['nn_grid']}")
+          f"{rec['n_reference']} images; {rec['n_fake']} samples{_at_step(rec)})")
+    info = rec.get("feature_network_info") or {}
+    if info.get("weak"):
+        print(f"warning: the feature network is weak ({info.get('weak_reason', '')}); its figures rank coarsely")
+    if rec.get("model_trained_from"):
+        print(f"model trained from: {', '.join(rec['model_trained_from'])} (not used for scoring)")
+    for reason in rec.get("flag_reasons", []):
+        print(f"FLAG {reason}")
+    if not rec.get("flag_reasons"):
+        print("flags: none (no collapse, no memorisation)")
+    collapsed = rec.get("collapse_flag", False)
+    rows = [("FID", "fid", None), ("FID vs train", "fid_train", None),
+            ("FID held-out vs train (floor)", "fid_heldout_vs_train", None), ("KID", "kid", None),
+            ("IS", "is", "is_reference"), ("precision", "precision", None), ("recall", "recall", None),
+            ("density", "density", None), ("coverage", "coverage", None),
+            ("diversity (pixel RMS)", "sample_diversity", "reference_diversity"),
+            ("distinct samples (fraction)", "sample_distinct_fraction", "reference_distinct_fraction"),
+            ("near-duplicate samples", "sample_near_duplicate_fraction", "reference_near_duplicate_fraction"),
+            ("exact-duplicate samples", "sample_exact_duplicate_fraction", "reference_exact_duplicate_fraction"),
+            ("NN pixel RMS to train (median)", "nn_pixel_rms_median", "heldout_nn_pixel_rms_median"),
+            ("near-copies of train", "near_copy_fraction", "heldout_near_copy_fraction"),
+            ("NN feature ratio vs held-out", "nn_feature_ratio_vs_heldout", None)]
+    print(f"  {'':<32} {'samples':>12}   {'held-out':>8}")
+    for label, key, ref in rows:
+        if key not in rec:
+            continue
+        value = f"{rec[key]:.4g}" + (f" ± {rec[key + '_std']:.2g}" if key + "_std" in rec else "")
+        held = f"{rec[ref]:.4g}" if ref and ref in rec else ""
+        note = "  (not meaningful: collapsed)" if collapsed and key in ("precision", "density",
+                                                                       "nn_feature_ratio_vs_heldout") else ""
+        print(f"  {label:<32} {value:>12}   {held:>8}{note}")
+    if "nn_grid" in rec:
+        print(f"nearest-neighbour grid: {rec['nn_grid']}")
+
+
+def _at_step(rec: dict) -> str:
+    return f" at step {rec['step']}" if "step" in rec else ""
 
 
 def _floats(text: str, what: str) -> list[float]:

@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from latentforge.api import evaluate_run, train
+from latentforge.config import build_config
 from latentforge.complexity.ceps import CurvePoint, aggregate, rank_latents
 from latentforge.errors import ConfigError, LatentforgeError
 from latentforge.train.run_dir import RunDir
@@ -50,7 +51,7 @@ class SweepSpec:
     deae_run: str | None = None
     deae_steps: int = 3000
     deae_preset: str | None = None  # None: the DeAE CPU preset for the cells' resolution (cpu16 or cpu)
-    feature_net_steps: int = 400
+    feature_net_steps: int | None = None  # None: the feature network's own default
 
     def check(self) -> None:
         bad = [name for name in self.latents if name not in LATENTS]
@@ -167,6 +168,14 @@ class Sweep:
                 raise KeyboardInterrupt
         return str(out)
 
+    def _ssl_archs(self) -> tuple[str, ...]:
+        """The SimCLR architecture of the ssl cells' latent: every cell is scored by one network that is not it,
+        so all cells share a feature network (a gaussian cell would otherwise be free to use that arch)."""
+        if "ssl" not in self.spec.latents:
+            return ()
+        cfg = build_config(self.spec.preset, None, self.spec.overrides, model_type="dcgan")
+        return (cfg.model.latent.ssl_arch,)
+
     def _cell(self, latent: str, width: float, seed: int, deae_run: str | None) -> None:
         """Train and score one cell unless it is finished; a failure is written to the cell's failed.json."""
         s = self.spec
@@ -189,7 +198,8 @@ class Sweep:
                     raise KeyboardInterrupt
                 if res.step < s.steps:  # stopped by train.time_limit_s: the next call continues it
                     return
-            evaluate_run(out, n=s.eval_n, progress=self.progress, feature_net_steps=s.feature_net_steps)
+            evaluate_run(out, n=s.eval_n, progress=self.progress, feature_net_steps=s.feature_net_steps,
+                         avoid=self._ssl_archs())
             failed.unlink(missing_ok=True)
         except KeyboardInterrupt:
             raise

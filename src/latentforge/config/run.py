@@ -85,7 +85,11 @@ class RunConfig(Strict):
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
-        return cls.from_dict(read_yaml(path))
+        """A saved run's config. Keys added since it was written get the value that reproduces that run."""
+        data = read_yaml(path)
+        if isinstance(data.get("data"), dict) and "near_duplicate_rms" not in data["data"]:
+            data["data"] = {**data["data"], "near_duplicate_rms": 0.0}  # it was split per file
+        return cls.from_dict(data)
 
 
 RunConfig.model_fields["model"].validate_default = True

@@ -21,6 +21,9 @@ class DataConfig(Strict):
     channels: Optional[Literal[1, 3]] = None  # None: the dataset's own; set to convert mixed folders
     split: Literal["train", "test", "all"] = "train"
     test_fraction: float = 0.1  # held-out share, split by group (near-duplicates stay together)
+    # folders/array files: images closer than this RMS pixel distance (16x16 thumbnails, [0, 1] units) share a split
+    # group, so no held-out image is a near-copy of a training image; 0 = split per file. Built-ins keep their groups.
+    near_duplicate_rms: float = 0.03
     limit: Optional[int] = None  # keep the first N images of the split (tiny runs, memorisation studies)
     on_corrupt: Literal["skip", "error"] = "skip"
     background: tuple[int, int, int] = (255, 255, 255)  # alpha is composited onto this colour

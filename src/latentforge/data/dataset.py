@@ -13,6 +13,7 @@ import torch
 from latentforge.config import DataConfig
 from latentforge.data.fetch import default_cache_dir
 from latentforge.data.folder import folder_fingerprint, list_images, load_array_file, load_folder
+from latentforge.data.near_duplicates import group_near_duplicates
 from latentforge.data.transforms import convert_channels, hwc_to_chw, resize_uint8
 from latentforge.data.types import RawImages
 from latentforge.errors import DataError
@@ -120,7 +121,8 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
     if res < 4 or res > 1024:
         raise DataError(f"data.resolution {res} is out of range (4..1024)")
 
-    if cfg.name in BUILTINS:
+    builtin = cfg.name in BUILTINS
+    if builtin:
         spec = BUILTINS[cfg.name]
         source_id = f"builtin:{cfg.name}:bg={list(cfg.background)}"
         load = lambda: spec.loader(cfg, cache_dir)  # noqa: E731
@@ -144,7 +146,9 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
         else:
             raise DataError(f"unsupported data path {path}: give a folder of images or a .npy/.npz file")
 
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, source_id, res, channels]).encode()).hexdigest()[:16]
+    grouping = 0.0 if builtin else cfg.near_duplicate_rms  # built-ins ship curated groups (emoji: by emoji)
+    key_parts = [CACHE_VERSION, source_id, res, channels] + ([grouping] if grouping else [])
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:16]
     cached = cache_dir / "tensors" / f"{key}.npz"
     if cfg.cache and cached.is_file():
         with np.load(cached, allow_pickle=False) as z:
@@ -155,6 +159,7 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageDataset
         raw = load()
         images = convert_channels(resize_uint8(hwc_to_chw(raw.images), res), channels or raw.images.shape[-1])
         labels, groups, class_names, source = raw.labels, raw.groups.astype(str), raw.class_names, raw.source
+        groups = group_near_duplicates(images, groups, grouping, progress=len(images) > 20000)
         if cfg.cache:
             save_npz_atomic(cached, images=images.numpy(), labels=labels, groups=groups,
                              class_names=np.array(class_names, dtype=str), source=np.array(source))

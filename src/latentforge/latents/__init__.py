@@ -40,7 +40,7 @@ def fit_latent(latent: LatentSource, cfg: LatentConfig, train, progress: bool = 
     """Fit a data-dependent latent on the training split `train` (an ImageDataset). SSL features come from a
     SimCLR network trained on `train` and cached (never the evaluation network: SPEC section 4)."""
     if isinstance(latent, FeatureLatent):
-        from latentforge.latents.simclr import load_or_train_simclr
+        from latentforge.models.simclr import load_or_train_simclr
 
         encoder = load_or_train_simclr(train, arch=cfg.ssl_arch, steps=cfg.ssl_steps, seed=cfg.ssl_seed,
                                        progress=progress, device=device)

@@ -18,26 +18,39 @@ from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
 from latentforge.errors import ConfigError
 from latentforge.metrics.features.base import FeatureExtractor, Features
+from latentforge.metrics.diversity import diversity_report, flags
 from latentforge.metrics.memorisation import memorisation_report, nn_grid
 from latentforge.metrics.scores import fid_from_features, inception_score, kid, prdc
 from latentforge.utils.io import save_npz_atomic
 
-FeatureChoice = Literal["auto", "inception", "trained"]
+FeatureChoice = Literal["auto", "inception", "trained", "classifier", "simclr"]
+FEATURE_CHOICES = ("auto", "inception", "trained", "classifier", "simclr")
 PREPROCESS_VERSION = 1
 
 
 def resolve_features(choice: FeatureChoice, train: ImageDataset, heldout: ImageDataset | None,
-                     progress: bool = True, inception_path: str | None = None, trained_steps: int = 400
-                     ) -> FeatureExtractor:
-    """'auto': the standard Inception network when its weights are on disk, else the network trained on the data."""
+                     progress: bool = True, inception_path: str | None = None, trained_steps: int | None = None,
+                     avoid: tuple[str, ...] = ()) -> FeatureExtractor:
+    """Which network scores a model.
+
+    auto: the standard Inception network when its weights are on disk, else `trained`.
+    trained: a network latentforge trains on the training split: a classifier when every image has a class label,
+    else a SimCLR encoder (`simclr`) of an architecture not in `avoid` (the SimCLR nets the model was trained from).
+    trained_steps: training steps of that network (None: its default)."""
+    from latentforge.metrics.features.contrastive import EVAL_STEPS, load_or_train_contrastive
     from latentforge.metrics.features.inception import inception_available, load_inception
     from latentforge.metrics.features.trained import load_or_train_features
 
-    if choice not in ("auto", "inception", "trained"):
-        raise ConfigError(f"unknown feature network {choice!r}: use auto, inception or trained")
+    if choice not in FEATURE_CHOICES:
+        raise ConfigError(f"unknown feature network {choice!r}: use {', '.join(FEATURE_CHOICES)}")
     if choice == "inception" or (choice == "auto" and inception_available(inception_path)):
         return load_inception(inception_path)
-    return load_or_train_features(train, heldout, steps=trained_steps, progress=progress)
+    if choice == "classifier" or (choice in ("auto", "trained") and train.has_class_labels):
+        if not train.has_class_labels:
+            raise ConfigError(f"{train.name} has no class labels for a classifier: use --features simclr")
+        return load_or_train_features(train, heldout, steps=trained_steps or 400, progress=progress)
+    return load_or_train_contrastive(train, heldout, steps=trained_steps or EVAL_STEPS, avoid=avoid,
+                                     progress=progress)
 
 
 def dataset_features(ds: ImageDataset, extractor: FeatureExtractor, cache_dir: Path | None = None) -> Features:
@@ -86,6 +99,8 @@ def evaluate(fake: torch.Tensor, train: ImageDataset, heldout: ImageDataset | No
     mem, nn_idx = memorisation_report(fake, train_images, held_images, f_fake.pool, f_train.pool,
                                       f_ref.pool if ref is not train else None, near_copy_rms)
     record.update(mem)
+    record.update(diversity_report(fake, held_images if held_images is not None else train_images, near_copy_rms))
+    record.update(flags(record))
     if grid_path is not None:
         from latentforge.utils.images import save_grid
 

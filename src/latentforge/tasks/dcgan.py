@@ -128,6 +128,11 @@ class DCGANTask(TrainTask):
         d["latent"] = self.latent.describe()
         return d
 
+    def networks_seen(self) -> list[dict[str, Any]]:
+        """An SSL latent's encoder: the generator learned to map its feature space to images."""
+        label = getattr(self.latent, "network", "")
+        return [{"label": label, **getattr(self.latent, "network_info", {})}] if label else []
+
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"latent": self.latent.state_dict()}
 

@@ -78,6 +78,12 @@ class TrainTask(ABC):
         """Facts about this task worth recording in run.json (parameter counts, loss networks)."""
         return {"parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules().items()}}
 
+    def networks_seen(self) -> list[dict[str, Any]]:
+        """Feature networks whose space this model was trained from (an SSL latent's encoder), each a dict with at
+        least `label` (name@hash) and, for SimCLR encoders, `method` and `arch`. The evaluator must score the model
+        with another network (SPEC §4); default: none."""
+        return []
+
     def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
         """End-of-run figures that need no feature network (pixel RMS in [0, 1] units): sample diversity against
         the data's, and each sample's distance to its nearest training image (memorisation)."""

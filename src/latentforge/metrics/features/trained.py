@@ -1,10 +1,9 @@
-"""The offline evaluation network: a small CNN trained by latentforge on the dataset itself, once, then cached.
+"""The offline evaluation network for labelled data: a small classifier trained by latentforge on the dataset's
+training split, once, then cached. (Data without labels gets a contrastive encoder: ``contrastive.py``.)
 
-Used when the Inception weights are absent. It is trained with class labels when the data has them and by rotation
-prediction (a self-supervised task: which of 0/90/180/270 degrees was applied) when it does not. It shares nothing
-with any training loss (DeAE's loss is a Laplacian pyramid or LPIPS-AlexNet), so no model is scored by the network
-it was trained against. Every number it produces carries its name and weights hash; its held-out accuracy is
-recorded so a reader can judge how much it sees.
+Used when the Inception weights are absent. It shares nothing with any training loss (DeAE's loss is a Laplacian
+pyramid or LPIPS-AlexNet), so no model is scored by the network it was trained against. Every number it produces
+carries its name and weights hash; its held-out accuracy is recorded so a reader can judge how much it sees.
 """
 from __future__ import annotations
 
@@ -54,10 +53,6 @@ def _prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
     return fit_to_network(images, channels, INPUT_SIZE)
 
 
-def _rotate(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    return torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
-
-
 class TrainedFeatures(FeatureExtractor):
     def __init__(self, net: SmallConvNet, channels: int, name: str, fingerprint: str, info: dict):
         self.net, self.channels, self.name, self.fingerprint, self.info = net.eval(), channels, name, fingerprint, info
@@ -70,9 +65,10 @@ class TrainedFeatures(FeatureExtractor):
 
 def train_feature_net(train: ImageDataset, heldout: ImageDataset | None, steps: int = 400, batch_size: int = 128,
                       seed: int = 0, progress: bool = True) -> tuple[SmallConvNet, dict]:
-    """Supervised on labels when present, else rotation prediction. Returns the net and facts about its training."""
-    supervised = train.has_class_labels
-    classes = int(train.labels.max()) + 1 if supervised else 4
+    """Supervised on the class labels. Returns the net and facts about its training."""
+    if not train.has_class_labels:
+        raise ValueError(f"{train.name}: the classifier feature network needs class labels (use the contrastive one)")
+    classes = int(train.labels.max()) + 1
     torch.manual_seed(seed)
     net = SmallConvNet(train.channels, classes)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
@@ -86,35 +82,26 @@ def train_feature_net(train: ImageDataset, heldout: ImageDataset | None, steps: 
         x = _prepare(train.get(idx), train.channels)
         shift = torch.randint(-2, 3, (2,), generator=g)
         x = torch.roll(x, shifts=(int(shift[0]), int(shift[1])), dims=(2, 3))  # mild translation jitter
-        if supervised:
-            y = train.labels[idx]
-        else:
-            y = torch.randint(0, 4, (bs,), generator=g)
-            x = _rotate(x, y)
+        y = train.labels[idx]
         loss = F.cross_entropy(net(x)[1], y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
     net.eval()
-    info = {"objective": "classes" if supervised else "rotation", "classes": classes, "steps": steps,
+    info = {"objective": "classes", "classes": classes, "steps": steps,
             "batch_size": bs, "seed": seed, "train_images": len(train), "final_loss": loss.item()}
     if heldout is not None and len(heldout):
-        info["heldout_accuracy"] = _accuracy(net, heldout, supervised)
+        info["heldout_accuracy"] = _accuracy(net, heldout)
     return net, info
 
 
 @torch.no_grad()
-def _accuracy(net: SmallConvNet, ds: ImageDataset, supervised: bool) -> float:
+def _accuracy(net: SmallConvNet, ds: ImageDataset) -> float:
     correct = 0
     for s in range(0, len(ds), 500):
         idx = torch.arange(s, min(s + 500, len(ds)))
-        x = _prepare(ds.get(idx), ds.channels)
-        if supervised:
-            y = ds.labels[idx]
-        else:
-            y = idx % 4
-            x = _rotate(x, y)
+        x, y = _prepare(ds.get(idx), ds.channels), ds.labels[idx]
         correct += int((net(x)[1].argmax(1) == y).sum())
     return correct / len(ds)
 
@@ -136,5 +123,4 @@ def load_or_train_features(train: ImageDataset, heldout: ImageDataset | None = N
     for k, v in sorted(net.state_dict().items()):
         digest.update(k.encode())
         digest.update(v.detach().cpu().contiguous().numpy().tobytes())
-    name = f"lf-{'classifier' if info['objective'] == 'classes' else 'rotnet'}-{train.name}"
-    return TrainedFeatures(net, train.channels, name, digest.hexdigest()[:12], json.loads(json.dumps(info)))
+    return TrainedFeatures(net, train.channels, f"lf-classifier-{train.name}", digest.hexdigest()[:12], json.loads(json.dumps(info)))

@@ -5,7 +5,8 @@ Two uses:
 
 * **SSL latents for GANs** (Hu et al. 2023, SPEC §2): the features of a self-supervised encoder trained on the
   dataset's training split are the "data-dependent latent" a generator is conditioned on.
-* **An evaluation feature network** for unlabelled folders (planned, issue 14: with another seed and architecture).
+* **The evaluation feature network for unlabelled data** (``metrics/features/contrastive.py``), with another
+  architecture and seed than any SSL latent the scored model was trained from.
 
 SPEC §4 says a model is never scored by the network it was trained against, so the architecture is a parameter
 (``"resnet-s"``, ``"convnet"``) as well as the seed: the latent encoder and the scoring encoder can differ in both,
@@ -42,9 +43,10 @@ from latentforge.errors import DataError
 from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.rng import step_generator
 
-ARCH_VERSION = 1  # bump when the networks, augmentations or recipe change: it invalidates cached encoders
+# bump an arch's version when its network, the augmentations or the recipe change: it invalidates cached encoders
+ARCH_VERSIONS = {"resnet-s": 1, "convnet": 2}
 INPUT_SIZE = 32  # every image is resized to this inside the net, so one encoder serves 16..64 px data
-ARCHS = ("resnet-s", "convnet")
+ARCHS = tuple(ARCH_VERSIONS)
 PROJECTION_DIM = 128
 WEAK_KNN = 0.5  # below this view-retrieval accuracy the encoder is flagged weak (see _knn_view_accuracy)
 
@@ -192,13 +194,14 @@ def _resnet_s(channels: int) -> tuple[nn.Module, int]:
 
 
 def _convnet(channels: int) -> tuple[nn.Module, int]:
-    """Plain VGG-ish stack, no shortcuts, GroupNorm instead of BatchNorm, widths 48-96-192: different enough from
-    resnet-s (widths, normalisation, topology) that the two make independent feature spaces."""
+    """Plain VGG-style stack without shortcuts or a stem: two 3x3 convs per stage (the first with stride 2) at
+    widths 24-48-96 and 16-8-4 px. Different from resnet-s in topology, widths and depth, so the two make
+    independent feature spaces, and about as cheap to train on a CPU (BatchNorm: GroupNorm cost 3x more time)."""
     layers: list[nn.Module] = []
     cin = channels
-    for i, w in enumerate((48, 96, 192)):
-        layers += [nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.GroupNorm(8, w), nn.ReLU(inplace=True),
-                   nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.GroupNorm(8, w), nn.ReLU(inplace=True)]
+    for w in (24, 48, 96):
+        layers += [nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                   nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
         cin = w
     return nn.Sequential(*layers), cin
 
@@ -372,7 +375,7 @@ def train_simclr(train: ImageDataset, *, arch: str = "resnet-s", steps: int = 60
     seconds = time.perf_counter() - t0
     net.eval()
     k = min(20, len(losses))
-    info: dict = {"method": "simclr", "arch": arch, "arch_version": ARCH_VERSION, "channels": train.channels,
+    info: dict = {"method": "simclr", "arch": arch, "arch_version": ARCH_VERSIONS[arch], "channels": train.channels,
                   "input_size": INPUT_SIZE, "feature_dim": net.feature_dim, "steps": steps, "batch_size": bs,
                   "seed": seed, "lr": lr, "temperature": temperature, "train_images": len(train),
                   "train_fingerprint": train.fingerprint,
@@ -402,14 +405,14 @@ def load_or_train_simclr(train: ImageDataset, *, heldout: ImageDataset | None = 
     """The cached SimCLR encoder for this training set and recipe, training it on first use.
 
     Cached at ``(cache_dir or default_cache_dir()) / "simclr" / f"{train.name}-{key}.safetensors"`` where ``key``
-    hashes (ARCH_VERSION, train.fingerprint, arch, steps, seed, batch_size): everything the weights depend on
+    hashes (the arch's version, train.fingerprint, arch, steps, seed, batch_size): everything the weights depend on
     (``heldout`` and ``device`` only affect the recorded checks / float rounding). On a hit nothing is trained
     and ``info["cached"]`` is True.
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown SimCLR arch {arch!r}; choose one of {', '.join(ARCHS)}")
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = hashlib.sha256(json.dumps([ARCH_VERSION, train.fingerprint, arch, steps, seed, batch_size]).encode())
+    key = hashlib.sha256(json.dumps([ARCH_VERSIONS[arch], train.fingerprint, arch, steps, seed, batch_size]).encode())
     path = root / "simclr" / f"{train.name}-{key.hexdigest()[:16]}.safetensors"
     if path.is_file():
         state, info = load_checkpoint(path)
