@@ -159,6 +159,44 @@ def test_bench_on_an_unlabelled_folder_with_the_contrastive_network(tmp_path, mo
     cfg = DataConfig(name=str(tmp_path / "folder"), resolution=16)
     train, held = load_dataset(cfg), load_dataset(cfg.model_copy(update={"split": "test"}))
     assert not train.has_class_labels
-    net = resolve_features("trained", train, held, progress=False, trained_steps=120)
+    net = resolve_features("trained", train, held, progress=False, trained_steps=60)
     assert net.name == "lf-simclr-convnet-folder" and net.info["knn_view_on"] == "heldout"
     _check_bench(run_testbench(train, held, net, n=1000))
+
+
+# ---------------------------------------------------------------------- never scored in its own feature space
+
+@pytest.mark.parametrize("latent_arch, eval_arch", [("resnet-s", "convnet"), ("convnet", "resnet-s")])
+def test_ssl_gan_is_scored_by_another_simclr_arch(tmp_path, monkeypatch, latent_arch, eval_arch):
+    import latentforge
+    from latentforge.metrics.features import contrastive
+    from test_dcgan import GAN
+
+    monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(contrastive, "EVAL_BATCH", 32)
+    src = load_dataset(DataConfig(name="digits", resolution=16, split="all"))
+    _write(tmp_path / "digits", src.images[:400, 0].numpy(), [f"{i:05d}.png" for i in range(400)])
+    out = tmp_path / "gan"
+    latentforge.train("dcgan", data=str(tmp_path / "digits"), steps=2, out=out, preset="tiny", progress=False,
+                      overrides=GAN + ["model.latent.kind=ssl", "model.latent.ssl_steps=3",
+                                       f"model.latent.ssl_arch={latent_arch}", "model.latent.gmm_components=2"])
+    rec = latentforge.evaluate_run(out, n=40, progress=False, feature_net_steps=3)
+    assert rec["feature_network"].startswith(f"lf-simclr-{eval_arch}-digits@")
+    assert len(rec["model_trained_from"]) == 1 and rec["model_trained_from"][0].startswith(f"lf-simclr-{latent_arch}")
+    assert rec["feature_network"] not in rec["model_trained_from"]
+
+
+def test_eval_printout_puts_flags_first_and_marks_collapsed_figures(capsys):
+    from latentforge.cli.main import print_eval
+
+    rec = {"feature_network": "net@abc", "reference_split": "test", "n_reference": 50, "n_fake": 100, "step": 7,
+           "fid": 12.0, "precision": 1.0, "recall": 0.0, "density": 1.9, "coverage": 0.01,
+           "sample_diversity": 0.0, "reference_diversity": 0.37, "nn_feature_ratio_vs_heldout": 0.2,
+           **flags(_record(diversity_ratio=0.0, sample_distinct=1, sample_distinct_fraction=0.01))}
+    print_eval(rec)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("FLAG collapse: sample diversity is 0%")
+    assert any("only 1 distinct samples of 100" in ln for ln in lines)
+    marked = [ln.split()[0] for ln in lines if "not meaningful: collapsed" in ln and not ln.startswith("FLAG")]
+    assert marked == ["precision", "density", "NN"]
+    assert any(ln.split()[:2] == ["diversity", "(pixel"] and ln.split()[-1] == "0.37" for ln in lines)
