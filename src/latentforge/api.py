@@ -1,6 +1,7 @@
 """The Python API, mirroring the CLI: train a model into a run folder, load a run, sample from it."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,13 @@ import torch
 
 from latentforge.config import DataConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
+from latentforge.data.fetch import default_cache_dir
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.tasks import LoadedRun, build_task, load_run
 from latentforge.train.loop import FitResult, Trainer, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
+from latentforge.utils.io import ensure_writable
 
 __all__ = ["train", "load_run", "LoadedRun", "TrainResult", "evaluate_run", "evaluate_images"]
 
@@ -38,7 +41,10 @@ def train(
     progress: bool = True,
     until_step: int | None = None,
 ) -> TrainResult:
-    """Train `model` into the run folder `out`. With resume=True, continue the run found there exactly."""
+    """Train `model` into the run folder `out`. With resume=True, continue the run found there exactly.
+
+    preset None: the model's reference recipe (`paper`) on a CUDA machine, its `cpu` preset otherwise (the
+    reference DeAE is an 18M-parameter, batch-256 GPU recipe: over a minute per step on 2 CPU cores)."""
     run = RunDir(Path(out))
     base: dict[str, Any] = {"model_type": model}
     if data is not None:
@@ -54,30 +60,48 @@ def train(
                               f"`train {saved['model_type']} --resume`")
         if data is not None and data != saved["data"]["name"]:
             raise ConfigError(f"cannot resume on other data: the run used {saved['data']['name']!r}, got {data!r}")
+        if preset is not None and preset != saved.get("preset"):
+            raise ConfigError(f"--preset cannot change on --resume: {run.root} keeps its preset "
+                              f"{saved.get('preset')!r} and config; change single keys with --set")
+        if config_file is not None:
+            raise ConfigError("--config cannot be combined with --resume: the run keeps its config.yaml; "
+                              "change single keys with --set")
         saved["train"].update(base.get("train", {}))  # only --steps may come from the command line; rest via --set
         cfg = build_config(None, None, overrides, base=saved, model_type=saved["model_type"])
     else:
         if run.exists():
             raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --out")
-        cfg = build_config(preset, Path(config_file) if config_file else None, overrides, base=base, model_type=model)
+        chosen = preset or default_preset()
+        cfg = build_config(chosen, Path(config_file) if config_file else None, overrides, base=base, model_type=model)
+        if preset is None and progress:
+            print(f"preset: {chosen} (chosen for this machine's {'GPU' if chosen == 'paper' else 'CPU'}; "
+                  f"--preset names another)", flush=True)
 
+    ensure_writable(run.root, "the run folder")
+    ensure_writable(default_cache_dir(), "the dataset and feature cache (set LATENTFORGE_CACHE to a writable folder)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     dataset = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset)
-    run.create(cfg)
+    run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
     trainer = Trainer(task, dataset, run, progress=progress)
     fit = trainer.fit(resume=resume, until_step=until_step)
     summary = summarize(task, dataset, run, fit)
     return TrainResult(run.root, fit.step, summary, fit.interrupted)
 
 
+def default_preset() -> str:
+    """The preset a run gets when none is named: the reference recipe where a GPU can run it."""
+    return "paper" if torch.cuda.is_available() else "cpu"
+
+
 def summarize(task: TrainTask, dataset: ImageDataset, run: RunDir, fit: FitResult, n: int = 256) -> dict[str, Any]:
     """End-of-run figures that need no feature network (the task says which), appended to metrics.jsonl as
     kind='summary'."""
-    record: dict[str, Any] = {"kind": "summary", "step": fit.step, "wall_s": round(fit.seconds, 2), **fit.last}
+    record: dict[str, Any] = {"kind": "summary", "step": fit.step, "state": fit.state,
+                              "wall_s": round(fit.seconds, 2), **fit.last}
     record.update(task.summarize(dataset, n))
     run.append_metrics(record)
     return record
@@ -107,22 +131,44 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
 
     if n < 2:
         raise ConfigError("evaluation needs at least 2 samples (--n)")
+    clock = _Clock()
     loaded = load_run(run_dir)
     train_set, heldout = _train_and_heldout(loaded.cfg.data)
+    clock.lap("load_s")
     seen = loaded.task.networks_seen()
     avoid = tuple(avoid) + tuple(s["arch"] for s in seen if s.get("method") == "simclr" and "arch" in s)
     extractor = resolve_features(features, train_set, heldout, progress=progress, inception_path=inception_path,
                                  trained_steps=feature_net_steps, avoid=avoid)
     if extractor.label in {s["label"] for s in seen}:
         raise ConfigError(f"{extractor.label} is the network this model was trained from; choose other --features")
+    clock.lap("feature_network_s")
     fake = loaded.task.sample(n, seed=seed, bn=bn)
+    clock.lap("sampling_s")
     sample_bn = bn or getattr(loaded.cfg.model, "sample_bn", None)
     grid = loaded.run.root / "eval" / f"nearest_step_{loaded.step:07d}.png"
     record = {"kind": "eval", "step": loaded.step, "sample_seed": seed,
               "sample_bn": sample_bn, "model_trained_from": [s["label"] for s in seen],
               **evaluate(fake, train_set, heldout, extractor, grid_path=grid, seed=seed)}
+    clock.lap("scoring_s")
+    record.update(clock.record())
     loaded.run.append_metrics(record)
     return record
+
+
+class _Clock:
+    """Wall time of an evaluation and of its parts: the feature network's first training dominates a cold run."""
+
+    def __init__(self) -> None:
+        self.t0 = self.t = time.perf_counter()
+        self.parts: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.parts[name] = round(now - self.t, 2)
+        self.t = now
+
+    def record(self) -> dict[str, Any]:
+        return {"eval_seconds": round(time.perf_counter() - self.t0, 2), "eval_seconds_parts": self.parts}
 
 
 def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resolution: int | None = None,
@@ -132,6 +178,7 @@ def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resol
     dataset (built-in name or path): the same record `latentforge eval` writes."""
     from latentforge.metrics.evaluate import evaluate, resolve_features
 
+    clock = _Clock()
     if isinstance(fake, torch.Tensor):
         resolution = resolution or fake.shape[-1]
     resolution = resolution or 32
@@ -140,6 +187,10 @@ def evaluate_images(fake: torch.Tensor | str | Path, data: str = "digits", resol
         fake_set = load_dataset(DataConfig(name=str(fake), resolution=resolution, split="all",
                                            channels=train_set.channels, cache=False))
         fake = fake_set.get(torch.arange(len(fake_set)))
+    clock.lap("load_s")
     extractor = resolve_features(features, train_set, heldout, progress=progress, trained_steps=feature_net_steps)
-    return evaluate(fake.float(), train_set, heldout, extractor, seed=seed,
-                    grid_path=Path(grid_path) if grid_path else None)
+    clock.lap("feature_network_s")
+    record = evaluate(fake.float(), train_set, heldout, extractor, seed=seed,
+                      grid_path=Path(grid_path) if grid_path else None)
+    clock.lap("scoring_s")
+    return record | clock.record()

@@ -3,26 +3,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from latentforge.errors import LatentforgeError
+from latentforge.utils.io import ensure_writable
 
 MODELS = ("deae", "dcgan")  # = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `error:` line (with where to look) and exit 2, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _count(1), _count(0)
+
+
+def _preset_help() -> str:
+    from latentforge.config.presets import PRESETS
+
+    names = {m: ", ".join(PRESETS[m]) for m in PRESETS}
+    return ("named configuration: " + "; ".join(f"{m}: {n}" for m, n in names.items())
+            + " (default: paper on a GPU, cpu on a CPU)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="latentforge", description="Latent-space generative modeling of images.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="latentforge", description="Latent-space generative modeling of images.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model into a run folder")
     t.add_argument("model", choices=MODELS, help="model to train")
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
-    t.add_argument("--steps", type=int, help="total optimizer steps")
+    t.add_argument("--steps", type=POSITIVE, help="total optimizer steps (default: the preset's)")
     t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    t.add_argument("--preset", help="named configuration of the model: paper (default: the reference recipe, GPU), "
-                                    "cpu, cpu16, tiny")
+    t.add_argument("--preset", help=_preset_help())
     t.add_argument("--config", help="YAML file with config overrides")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set model.optim.lr=1e-3 (repeatable)")
@@ -31,42 +63,42 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw new images from a trained run")
     s.add_argument("run_dir")
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", type=POSITIVE, default=64, help="number of samples (default: 64)")
     out = s.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", help="PNG file for one grid")
     out.add_argument("--out-dir", help="folder for one PNG per image")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     s.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling (default: config)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
-    s.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--step", type=NON_NEGATIVE, help="checkpoint step (default: latest)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
     r = sub.add_parser("reconstruct", help="decode training examples from their own patterns (DeAE)")
     r.add_argument("run_dir")
     r.add_argument("--indices", default="0-63", help="e.g. 0-63 or 3,17,42")
-    r.add_argument("--out", required=True)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto")
+    r.add_argument("--out", required=True, help="PNG file for the grid")
+    r.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
     i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh latents")
     i.add_argument("run_dir")
-    i.add_argument("--pairs", type=int, default=8)
-    i.add_argument("--steps", type=int, default=8)
-    i.add_argument("--out", required=True)
-    i.add_argument("--seed", type=int, default=0)
-    i.add_argument("--device", default="auto")
+    i.add_argument("--pairs", type=POSITIVE, default=8, help="number of interpolated pairs, one row each (default: 8)")
+    i.add_argument("--steps", type=_count(2), default=8, help="images per row, endpoints included (default: 8)")
+    i.add_argument("--out", required=True, help="PNG file for the grid")
+    i.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    i.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
     e = sub.add_parser("eval", help="score a run's samples: FID, KID, IS, precision/recall, memorisation")
     e.add_argument("run_dir")
-    e.add_argument("--n", type=int, default=1000, help="number of samples to score")
+    e.add_argument("--n", type=_count(2), default=1000, help="number of samples to score (default: 1000)")
     e.add_argument("--json", help="also write the record to this file")
     e.add_argument("--features", default="auto", choices=["auto", "inception", "trained", "classifier", "simclr"],
                    help="feature network: auto = Inception if its weights are on disk, else one trained on the data "
                         "(trained: a classifier on labelled data, a SimCLR encoder otherwise)")
     e.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
-    e.add_argument("--feature-net-steps", type=int, default=None,
+    e.add_argument("--feature-net-steps", type=POSITIVE, default=None,
                    help="training steps of the offline feature network (default: 400 classifier, 300 SimCLR)")
-    e.add_argument("--seed", type=int, default=1)
+    e.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
     e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
 
     w = sub.add_parser("sweep", help="the complexity study: DCGANs over latents x generator widths x seeds, C_eps",
@@ -76,16 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--data", help="built-in dataset name or a folder / .npy / .npz")
     w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae")
     w.add_argument("--widths", default="0.125,0.25,0.5,1,2", help="generator width multipliers, comma list")
-    w.add_argument("--seeds", type=int, default=1, help="number of seeds per cell (seeds 0..N-1)")
-    w.add_argument("--steps", type=int, help="training steps of every cell (the equal budget)")
+    w.add_argument("--seeds", type=POSITIVE, default=1, help="number of seeds per cell (seeds 0..N-1)")
+    w.add_argument("--steps", type=POSITIVE, help="training steps of every cell (the equal budget)")
     w.add_argument("--preset", default="cpu", help="DCGAN preset of every cell (default: cpu)")
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every cell, e.g. --set data.resolution=16")
-    w.add_argument("--eval-n", type=int, default=1000, help="samples scored per cell")
+    w.add_argument("--eval-n", type=_count(2), default=1000, help="samples scored per cell")
     w.add_argument("--metric", default="fid", choices=["fid", "kid"], help="quality for C_eps (lower is better)")
     w.add_argument("--eps", help="comma list of thresholds (default: quartiles of the measured curves)")
     w.add_argument("--deae-run", help="a trained DeAE run for the deae latent (default: train one in OUT/deae)")
-    w.add_argument("--deae-steps", type=int, default=3000, help="budget of that DeAE run (cpu preset)")
+    w.add_argument("--deae-steps", type=POSITIVE, default=3000, help="budget of that DeAE run (cpu preset)")
     w.add_argument("--collect", action="store_true", help="only gather finished cells into sweep.json and the plot")
     w.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -107,35 +139,39 @@ def _parse_indices(text: str) -> list[int]:
     return out
 
 
-def _cmd_train(a: argparse.Namespace) -> None:
+def _cmd_train(a: argparse.Namespace) -> int:
     from latentforge.api import train
 
     res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
                 overrides=a.overrides, resume=a.resume, progress=not a.no_progress)
-    if res.interrupted:
-        print(f"interrupted at step {res.step}; checkpoint saved. Continue with: "
-              f"latentforge train {a.model} --out {res.run_dir} --resume")
     samples = sorted((res.run_dir / "samples").glob("step_*.png"))
     print(json.dumps({k: v for k, v in res.summary.items() if k != "kind"}, indent=2))
     if samples:
         print(f"samples: {samples[-1]}")
     print(f"run folder: {res.run_dir}")
+    if res.summary.get("note"):
+        print(f"note: the run ended {res.summary['note']}")
+    if res.interrupted:
+        print(f"interrupted at step {res.step}; checkpoint saved. Continue with: "
+              f"latentforge train {a.model} --out {res.run_dir} --resume", file=sys.stderr)
+        return 130  # a script can tell an interrupted run from a finished one
+    return 0
 
 
 def _cmd_sample(a: argparse.Namespace) -> None:
     from latentforge.api import load_run
     from latentforge.utils.images import save_each, save_grid
 
-    if a.n < 1:
-        raise LatentforgeError("--n must be at least 1")
+    target = Path(a.out or a.out_dir)
+    ensure_writable(target.parent if a.out else target, "the samples")
     loaded = load_run(a.run_dir, step=a.step, device=a.device)
     images = loaded.task.sample(a.n, seed=a.seed, bn=a.bn, use_ema=not a.no_ema)
     if a.out:
-        save_grid(images, Path(a.out))
-        print(f"wrote a grid of {a.n} samples to {a.out} (step {loaded.step})")
+        save_grid(images, target)
+        print(f"wrote a grid of {a.n} samples to {target} (step {loaded.step})")
     else:
-        save_each(images, Path(a.out_dir))
-        print(f"wrote {a.n} samples to {a.out_dir}/ (step {loaded.step})")
+        save_each(images, target)
+        print(f"wrote {a.n} samples to {target}{os.sep} (step {loaded.step})")
 
 
 def _loaded_with(run_dir: str, device: str, ability: type, verb: str):
@@ -152,6 +188,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> None:
     from latentforge.train.task import Reconstructs
     from latentforge.utils.images import save_grid
 
+    ensure_writable(Path(a.out).parent, "the reconstructions")
     loaded = _loaded_with(a.run_dir, a.device, Reconstructs, "reconstruct training examples")
     images = loaded.task.reconstruct(_parse_indices(a.indices), seed=a.seed)
     save_grid(images, Path(a.out))
@@ -162,6 +199,7 @@ def _cmd_interpolate(a: argparse.Namespace) -> None:
     from latentforge.train.task import Interpolates
     from latentforge.utils.images import save_grid
 
+    ensure_writable(Path(a.out).parent, "the interpolations")
     loaded = _loaded_with(a.run_dir, a.device, Interpolates, "interpolate")
     images = loaded.task.interpolate(pairs=a.pairs, steps=a.steps, seed=a.seed)
     save_grid(images, Path(a.out), nrow=a.steps)
@@ -171,6 +209,8 @@ def _cmd_interpolate(a: argparse.Namespace) -> None:
 def _cmd_eval(a: argparse.Namespace) -> None:
     from latentforge.api import evaluate_run
 
+    if a.json:
+        ensure_writable(Path(a.json).parent, "the --json record")
     rec = evaluate_run(a.run_dir, n=a.n, features=a.features, seed=a.seed, bn=a.bn,
                        inception_path=a.inception_weights, feature_net_steps=a.feature_net_steps)
     if a.json:
@@ -280,17 +320,23 @@ COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reco
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument (its one line is printed): a code, as for every command
+        return int(e.code or 0)
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
     try:
-        COMMANDS[args.command](args)
+        return COMMANDS[args.command](args) or 0
     except LatentforgeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine, not the code: a full disk, a folder that became unwritable mid-run
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

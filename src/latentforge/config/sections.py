@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class Strict(BaseModel):
@@ -20,11 +20,11 @@ class DataConfig(Strict):
     resolution: int = 32
     channels: Optional[Literal[1, 3]] = None  # None: the dataset's own; set to convert mixed folders
     split: Literal["train", "test", "all"] = "train"
-    test_fraction: float = 0.1  # held-out share, split by group (near-duplicates stay together)
+    test_fraction: float = Field(0.1, ge=0, lt=1)  # held-out share, split by group (near-duplicates stay together)
     # folders/array files: images closer than this RMS pixel distance (16x16 thumbnails, [0, 1] units) share a split
     # group, so no held-out image is a near-copy of a training image; 0 = split per file. Built-ins keep their groups.
-    near_duplicate_rms: float = 0.03
-    limit: Optional[int] = None  # keep the first N images of the split (tiny runs, memorisation studies)
+    near_duplicate_rms: float = Field(0.03, ge=0)
+    limit: Optional[PositiveInt] = None  # keep the first N images of the split (tiny runs, memorisation studies)
     on_corrupt: Literal["skip", "error"] = "skip"
     background: tuple[int, int, int] = (255, 255, 255)  # alpha is composited onto this colour
     cache: bool = True
@@ -78,20 +78,20 @@ class LatentConfig(Strict):
 class TrainConfig(Strict):
     """The loop's settings, shared by every model: budget, batch, EMA schedule, device, bookkeeping."""
 
-    steps: int = 1000
-    time_limit_s: Optional[float] = None  # stop (and checkpoint) after this much training time in this session
-    batch_size: int = 256
-    grad_clip: Optional[float] = None
-    ema_decay: float = 0.99995  # upper bound; the warm-up below governs short runs
-    ema_power: float = 2 / 3  # decay_k = min(ema_decay, 1 - (1 + k) ** -power), as in the reference's EMA
-    ema_start: int = 100
-    ema_every: int = 10
+    steps: PositiveInt = 1000
+    time_limit_s: Optional[PositiveFloat] = None  # stop (and checkpoint) after this much training time in a session
+    batch_size: PositiveInt = 256
+    grad_clip: Optional[PositiveFloat] = None
+    ema_decay: float = Field(0.99995, ge=0, le=1)  # upper bound; the warm-up below governs short runs
+    ema_power: PositiveFloat = 2 / 3  # decay_k = min(ema_decay, 1 - (1 + k) ** -power), as in the reference's EMA
+    ema_start: NonNegativeInt = 100
+    ema_every: PositiveInt = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    threads: Optional[int] = None
-    log_every: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    grid_size: int = 64
+    threads: Optional[PositiveInt] = None
+    log_every: PositiveInt = 10
+    sample_every: PositiveInt = 500
+    checkpoint_every: PositiveInt = 500
+    keep_checkpoints: PositiveInt = 2
+    grid_size: PositiveInt = 64

@@ -71,7 +71,8 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
                      ignore=task_class(cfg.model_type).non_structural_keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        task = build_task(cfg, resolve_device(device), DataShape.from_info(info), for_training=False, state=state)
+        task = build_task(cfg, resolve_device(device, "--device"), DataShape.from_info(info), for_training=False,
+                          state=state)
     try:
         task.load_state_dict(state, weights_only=True)
     except (RuntimeError, KeyError) as e:

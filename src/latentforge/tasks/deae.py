@@ -40,6 +40,9 @@ def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[t
     return padded.gather(3, idx), code.to(x.device)
 
 
+PLATEAU_RATIO = 0.9  # own-pattern error above 90 % of the other-image error: the patterns are not told apart
+
+
 class DeAETask(TrainTask):
     name = "deae"
     non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim"})
@@ -128,14 +131,28 @@ class DeAETask(TrainTask):
         logs["weight_decay"] = wd
         return logs
 
-    def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
-        """Adds the pattern-discrimination figures: reconstruction from the example's own pattern versus its
-        distance to another image (equal = the patterns are not told apart yet)."""
+    def discrimination(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+        """Does the decoder tell the patterns apart? Reconstruction error of the first n training images from their
+        own patterns, against the error of the same reconstructions scored against other images. Their ratio is
+        1 on the plateau (every pattern decodes to the same average image) and falls as training leaves it."""
         idx = torch.arange(min(n, len(dataset)))
         rec = self.reconstruct(idx.numpy())
-        record = {"recon_rms_own_pattern": float(rms_distance(rec, dataset.get(idx)).mean()),
-                  "recon_rms_vs_other_image": float(rms_distance(rec, dataset.get(idx.roll(1))).mean())}
-        return record | super().summarize(dataset, n)
+        own = float(rms_distance(rec, dataset.get(idx)).mean())
+        other = float(rms_distance(rec, dataset.get(idx.roll(1))).mean())
+        ratio = own / max(other, 1e-12)
+        out = {"recon_rms_own_pattern": own, "recon_rms_vs_other_image": other,
+               "pattern_discrimination_ratio": ratio, "on_plateau": ratio > PLATEAU_RATIO}
+        if out["on_plateau"]:
+            out["note"] = (f"on the plateau: pattern discrimination {ratio:.2f} (1 = every pattern decodes to the "
+                           f"same average image; it falls once training leaves the plateau, see the README)")
+        return out
+
+    def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:
+        return super().diagnose(dataset, samples) | self.discrimination(dataset)
+
+    def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+        """Adds the pattern-discrimination figures (see `discrimination`)."""
+        return self.discrimination(dataset, n) | super().summarize(dataset, n)
 
     def encode_fresh(self, n: int, seed: int, *, use_ema: bool = True, bn: BNMode | None = None,
                      batch_size: int = 256) -> torch.Tensor:

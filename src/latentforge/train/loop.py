@@ -8,6 +8,8 @@ uninterrupted run's losses exactly (on the same device and thread count).
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -25,12 +27,17 @@ from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.images import save_grid
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, option: str = "train.device") -> torch.device:
+    """`option` names where the value came from, so the message tells the user what to change."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{option} {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name} but no CUDA device is available; use train.device=cpu")
+        fix = "--device cpu" if option.startswith("--") else f"{option}=cpu"
+        raise ConfigError(f"{option} is {name} but no CUDA device is available here; use {fix} (or auto)")
     return dev
 
 
@@ -66,6 +73,7 @@ class FitResult:
     seconds: float
     last: dict[str, float]
     interrupted: bool = False
+    state: str = "finished"  # finished | interrupted | time_limit (train.time_limit_s) | paused (until_step)
 
 
 class Trainer:
@@ -103,14 +111,18 @@ class Trainer:
         """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns."""
         cfg, task = self.cfg, self.task
         start = self.restore() if resume else 0
-        if not resume:
+        if resume:  # accepted: only now may the run's config change (a refused resume leaves the folder as it was)
+            task.cfg.save(self.run.config_path)
+        else:
             self.run.write_info(self._info())
         end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
+        report = ProgressReport(self, start, end)
+        report.start_line()
         acc: dict[str, float] = {}
         counts: dict[str, int] = {}
         n_acc, t_interval, t0 = 0, time.perf_counter(), time.perf_counter()
         last: dict[str, float] = {}
-        step = start
+        step, state = start, "finished"
         bar = tqdm(total=cfg.steps, initial=start, disable=None if self.progress else True, dynamic_ncols=True,
                    desc=f"train {task.name}", unit="step")
         autocast = autocast_context(task.device, cfg.precision)
@@ -118,6 +130,7 @@ class Trainer:
             while step < end:
                 if cfg.time_limit_s is not None and time.perf_counter() - t0 >= cfg.time_limit_s:
                     self.save(step)  # a wall-clock budget ends the session like a job limit: resumable
+                    state = "time_limit"
                     break
                 batch = self.loader.batch(step)
                 with autocast:
@@ -134,25 +147,45 @@ class Trainer:
                     self.run.append_metrics({"kind": "train", "step": step, "epoch": batch.epoch, **last,
                                              "img_per_s": round(img_s, 2), "time_s": round(now - t0, 3)})
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", img_s=f"{img_s:.0f}")
+                    report.logged(step, last, img_s, bar.disable)
                     acc, counts, n_acc, t_interval = {}, {}, 0, now
                 bar.update(1)
+                report.stepped(step)
                 if on_step is not None:
                     on_step(step, logs)
                 if step % cfg.sample_every == 0 or step == cfg.steps:
                     self.save_samples(step)
                 if step % cfg.checkpoint_every == 0 or step == end:
                     self.save(step)
+            if state == "finished" and step < cfg.steps:
+                state = "paused"
         except KeyboardInterrupt:
             bar.close()
             if step > start:
                 self.save(step)
-            return FitResult(step, time.perf_counter() - t0, last, interrupted=True)
+            return self._finish(FitResult(step, time.perf_counter() - t0, last, interrupted=True, state="interrupted"))
         bar.close()
-        return FitResult(step, time.perf_counter() - t0, last)
+        return self._finish(FitResult(step, time.perf_counter() - t0, last, state=state))
+
+    def _finish(self, fit: FitResult) -> FitResult:
+        """run.json says how the run stands: state, step, and the training time summed over sessions."""
+        info = self.run.read_info()
+        self.run.update_info(state=fit.state, step=fit.step, sessions=info.get("sessions", 0) + 1,
+                             duration_s=round(info.get("duration_s", 0.0) + fit.seconds, 2),
+                             updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        return fit
 
     def save_samples(self, step: int) -> None:
+        """The grid, and beside it (step_*.json, and in metrics.jsonl as kind='diagnostic') where training stands."""
         images = self.task.sample(self.cfg.grid_size, seed=self.cfg.seed)
-        save_grid(images, self.run.samples / f"step_{step:07d}.png")
+        path = self.run.samples / f"step_{step:07d}.png"
+        save_grid(images, path)
+        diag = {"step": step, **self.task.diagnose(self.dataset, images)}
+        self.run.append_metrics({"kind": "diagnostic", **diag})
+        path.with_suffix(".json").write_text(json.dumps(diag, indent=2))
+        if self.progress:
+            figures = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in diag.items() if k.endswith("_ratio"))
+            tqdm.write(f"step {step}: {figures}" + (f"\n  {diag['note']}" if "note" in diag else ""))
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -165,6 +198,57 @@ class Trainer:
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
             "threads": torch.get_num_threads(),
         }
+
+
+class ProgressReport:
+    """What a person watching (or a log file) sees: one start line naming everything that decides the cost, a
+    time estimate from the first steps, and, when stdout is not a terminal (no progress bar), a plain progress
+    line at most every `every_s` seconds. Silent when the Trainer's `progress` is off (the Python API's default
+    in tests and benchmarks)."""
+
+    def __init__(self, trainer: "Trainer", start: int, end: int, every_s: float = 30.0, estimate_after: int = 5):
+        self.trainer, self.start, self.end, self.every_s = trainer, start, end, every_s
+        self.estimate_at = min(end, start + estimate_after)
+        self.t0 = self.t_last = time.perf_counter()
+        self.on = trainer.progress
+
+    def start_line(self) -> None:
+        if not self.on:
+            return
+        t, ds, cfg = self.trainer.task, self.trainer.dataset, self.trainer.task.cfg
+        params = sum(p.numel() for m in t.modules().values() for p in m.parameters())
+        what = f"resuming {cfg.model_type} at step {self.start:,}" if self.start else f"training {cfg.model_type}"
+        print(f"{what} ({params / 1e6:.2f}M parameters, preset {cfg.preset}) on "
+              f"{t.device} with {torch.get_num_threads()} threads; data {ds.name} ({len(ds):,} {ds.split} images, "
+              f"{ds.resolution}x{ds.resolution}x{ds.channels}); {cfg.train.steps:,} steps of batch "
+              f"{self.trainer.loader.batch_size}", flush=True)
+
+    def stepped(self, step: int) -> None:
+        if self.on and step == self.estimate_at and step < self.end:
+            per_step = (time.perf_counter() - self.t0) / (step - self.start)
+            left = per_step * (self.end - step)
+            tqdm.write(f"first steps: {per_step:.2f} s/step, so about {_duration(left)} for the remaining "
+                       f"{self.end - step:,} steps")
+
+    def logged(self, step: int, last: dict[str, float], img_s: float, bar_hidden: bool) -> None:
+        now = time.perf_counter()
+        if not (self.on and bar_hidden) or (now - self.t_last < self.every_s and step != self.end):
+            return
+        self.t_last = now
+        done = step - self.start
+        eta = (now - self.t0) / max(done, 1) * (self.end - step)
+        loss = f" loss {last['loss']:.4f}" if "loss" in last else ""
+        print(f"step {step:,}/{self.end:,}{loss} {img_s:.0f} img/s, elapsed {_duration(now - self.t0)}, "
+              f"left about {_duration(eta)}", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def check_compatible(current: dict[str, Any], saved: dict[str, Any], path: Any, ignore: frozenset[str] = frozenset()

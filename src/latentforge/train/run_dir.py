@@ -30,11 +30,13 @@ class RunDir:
     checkpoints = property(lambda self: self.root / "checkpoints")
     samples = property(lambda self: self.root / "samples")
 
-    def create(self, cfg: RunConfig) -> None:
+    def create(self, cfg: RunConfig | None) -> None:
+        """Make the folder layout and write `cfg` (None: leave config.yaml as it is, e.g. before a resume)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
         self.samples.mkdir(exist_ok=True)
-        cfg.save(self.config_path)
+        if cfg is not None:
+            cfg.save(self.config_path)
 
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -83,6 +85,9 @@ class RunDir:
         tmp = self.info_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(info, indent=2))
         os.replace(tmp, self.info_path)
+
+    def update_info(self, **fields: Any) -> None:
+        self.write_info(self.read_info() | fields)
 
     def read_info(self) -> dict[str, Any]:
         return json.loads(self.info_path.read_text()) if self.info_path.is_file() else {}

@@ -84,6 +84,14 @@ class TrainTask(ABC):
         with another network (SPEC §4); default: none."""
         return []
 
+    def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:
+        """Cheap figures on where training stands, computed with every sample grid: logged (kind='diagnostic'),
+        printed, and written beside the grid as its caption, so an early grid of blobs reads as a stage, not a
+        failure. Default: the samples' pixel diversity relative to the data's. A `note` key, when present, is a
+        sentence for the person watching."""
+        ref = dataset.get(torch.arange(min(len(dataset), 256)))
+        return {"sample_diversity_ratio": mean_pairwise_distance(samples) / max(mean_pairwise_distance(ref), 1e-12)}
+
     def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
         """End-of-run figures that need no feature network (pixel RMS in [0, 1] units): sample diversity against
         the data's, and each sample's distance to its nearest training image (memorisation)."""

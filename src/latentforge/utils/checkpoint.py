@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latentforge.errors import CheckpointError
+from latentforge.utils.io import umask_mode
 
 FORMAT = "latentforge-checkpoint-v1"
 
@@ -56,6 +57,7 @@ def save_checkpoint(path: Path, state: dict[str, Any], info: dict[str, Any]) -> 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

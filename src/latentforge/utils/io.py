@@ -1,4 +1,5 @@
-"""Atomic writes: a crash mid-write leaves the old file (or none), never a truncated one."""
+"""Atomic writes (a crash mid-write leaves the old file, or none, never a truncated one), file modes that follow the
+user's umask, and the writability check every command runs before it starts work."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,29 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from latentforge.errors import LatentforgeError
+
+
+def umask_mode() -> int:
+    """The mode a plain `open(..., 'w')` would give a new file (0o666 minus the umask). mkstemp makes 0600 files;
+    renamed into place they would lock other users out of a shared run folder or cache."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def ensure_writable(folder: Path, what: str) -> Path:
+    """Create `folder` if needed and prove a file can be written in it, before any work starts, so an unwritable
+    destination costs one `error:` line instead of a traceback after minutes of training or sampling."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".latentforge-write-test-"):
+            pass
+    except OSError as e:
+        raise LatentforgeError(f"cannot write {what} in {folder}: {e.strerror or e}") from None
+    return folder
 
 
 def save_npz_atomic(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
@@ -15,7 +39,7 @@ def save_npz_atomic(path: Path, compressed: bool = False, **arrays: np.ndarray) 
     try:
         with os.fdopen(fd, "wb") as f:
             (np.savez_compressed if compressed else np.savez)(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
+        os.chmod(tmp, umask_mode())  # mkstemp makes it 0600; the cache may be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
