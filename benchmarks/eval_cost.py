@@ -15,7 +15,6 @@ Per set, in a fresh subprocess with a fresh cache (so nothing is shared between 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -23,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _record import write_record
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "eval_cost.json"
 
@@ -103,12 +104,7 @@ def main() -> None:
                   f"{c['features_s']:>10} {c['score_s']:>8} {c['total_s']:>8}")
     for r in rows:
         print(f"{r['set']}: {r['feature_network']} {r['feature_network_info']}")
-    record = {"benchmark": "eval_cost", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "machine": f"{os.cpu_count()} cores, CPU only", "loadavg_before": load0,
-              "loadavg_after": os.getloadavg(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(f"wrote {args.out}")
+    write_record("eval_cost", args.out, load0, rows=rows)
 
 
 if __name__ == "__main__":

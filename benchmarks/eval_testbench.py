@@ -12,12 +12,12 @@ writes benchmarks/results/eval_testbench.json.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
+
+from _record import write_record
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "eval_testbench.json"
 COLS = ("fid", "kid", "precision", "recall", "density", "coverage", "diversity_ratio", "sample_distinct_fraction",
@@ -70,12 +70,7 @@ def main() -> None:
                 ok = "" if r["flags"] == r["expected_flags"] else f"  (expected {r['expected_flags']})"
                 print(f"{r['generator']:<16}" + "".join(f"{r[c]:>10.4g}" for c in COLS)
                       + f"  {','.join(r['flags']) or '-'}{ok}")
-    record = {"benchmark": "eval_testbench", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "machine": f"{os.cpu_count()} cores, CPU only", "loadavg_before": load0,
-              "loadavg_after": os.getloadavg(), "wall_s": round(time.time() - t0, 1), "sets": tables}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2, default=str))
-    print(f"wrote {args.out}")
+    write_record("eval_testbench", args.out, load0, wall_s=round(time.time() - t0, 1), sets=tables)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import datetime
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _record import write_record
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ssl_latent_samplers.json"
 CONFIGS = {
@@ -87,13 +88,8 @@ def main() -> None:
         print(f"{r['config']:<19} {r['fid']:>7.2f} {r['kid']:>6.3f} {r['precision']:>5.2f} {r['recall']:>5.2f} "
               f"{r['coverage']:>5.2f} {r['nn_feature_ratio_vs_heldout']:>13.2f} {r['nn_pixel_rms_median']:>6.3f} "
               f"{r['heldout_nn_pixel_rms_median']:>14.3f} {r['near_copy_fraction']:>9.3f}")
-    record = {"benchmark": "ssl_latent_samplers", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "settings": {k: v for k, v in vars(args).items() if k not in ("out", "worker")},
-              "machine": f"{os.cpu_count()} cores, CPU only, one thread per job", "loadavg_before": load0,
-              "loadavg_after": os.getloadavg(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(f"wrote {args.out}")
+    write_record("ssl_latent_samplers", args.out, load0, machine="one thread per job",
+                 settings={k: v for k, v in vars(args).items() if k not in ("out", "worker")}, rows=rows)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ TINY = ["--data", "digits", "--preset", "tiny", "--set", "data.limit=200",
         *[arg for kv in TINY_SETS for arg in ("--set", kv)]]
 
 
-def cli(*args: str, env: dict | None = None, umask: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, umask: int | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess:
     assert SCRIPT, "the latentforge console script is not installed"
     return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env=(os.environ | env) if env else None,

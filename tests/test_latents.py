@@ -1,6 +1,5 @@
 """Latent distributions for generators: fixed ones, normalisation, projections, samplers, and the learned latents
 inside a GAN run (fitted once, stored with the run, reloaded without data)."""
-import numpy as np
 import pytest
 import torch
 

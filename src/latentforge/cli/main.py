@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(trained: a classifier on labelled data, a SimCLR encoder otherwise)")
     e.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
     e.add_argument("--feature-net-steps", type=POSITIVE, default=None,
-                   help="training steps of the offline feature network (default: 400 classifier, 300 SimCLR)")
+                   help="training steps of the offline feature network (default: 400 classifier, 500 SimCLR)")
     e.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
     e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
 

@@ -48,7 +48,7 @@ ARCH_VERSIONS = {"resnet-s": 1, "convnet": 2}
 INPUT_SIZE = 32  # every image is resized to this inside the net, so one encoder serves 16..64 px data
 ARCHS = tuple(ARCH_VERSIONS)
 PROJECTION_DIM = 128
-# weak: view retrieval no better than WEAK_VS_PIXELS x what raw pixels achieve on the same views (see _knn_view_accuracy)
+# weak: view retrieval below WEAK_VS_PIXELS x what raw pixels achieve on the same views (see _knn_view_accuracy)
 WEAK_VS_PIXELS = 1.5
 
 _STREAM_BATCH = 31  # step_generator streams: batches and the evaluation draws use separate ones

@@ -22,7 +22,7 @@ from latentforge.models.simclr import ARCHS, SimCLREncoder, load_or_train_simclr
 
 EVAL_ARCH = "convnet"  # the SSL latents default to resnet-s
 EVAL_SEED = 1_000_003  # never a latent encoder's seed by accident
-EVAL_STEPS = 300
+EVAL_STEPS = 500
 EVAL_BATCH = 128
 
 

@@ -123,4 +123,5 @@ def load_or_train_features(train: ImageDataset, heldout: ImageDataset | None = N
     for k, v in sorted(net.state_dict().items()):
         digest.update(k.encode())
         digest.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return TrainedFeatures(net, train.channels, f"lf-classifier-{train.name}", digest.hexdigest()[:12], json.loads(json.dumps(info)))
+    return TrainedFeatures(net, train.channels, f"lf-classifier-{train.name}", digest.hexdigest()[:12],
+                           json.loads(json.dumps(info)))
