@@ -136,8 +136,11 @@ def test_default_preset_follows_the_device_and_a_redirected_run_reports_progress
 
 def test_ctrl_c_saves_and_exits_130(tmp_path):
     out = tmp_path / "run"
+    # a shell's background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt: give the
+    # child the default disposition, as a terminal would
     proc = subprocess.Popen([SCRIPT, "train", "deae", *TINY, "--steps", "100000", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline:
         metrics = out / "metrics.jsonl"
