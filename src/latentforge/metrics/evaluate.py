@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from latentforge.metrics.scores import fid_from_features, inception_score, kid, 
 from latentforge.utils.io import save_npz_atomic
 
 FeatureChoice = Literal["auto", "inception", "trained", "classifier", "simclr"]
-FEATURE_CHOICES = ("auto", "inception", "trained", "classifier", "simclr")
+FEATURE_CHOICES: tuple[str, ...] = get_args(FeatureChoice)
 PREPROCESS_VERSION = 1
 
 
