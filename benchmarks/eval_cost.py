@@ -30,7 +30,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "eval_cost.json"
 
 def make_source(kind: str, root: Path) -> Path:
     import numpy as np
-    from PIL import Image
 
     from latentforge.config import DataConfig
     from latentforge.data import load_dataset
@@ -40,12 +39,9 @@ def make_source(kind: str, root: Path) -> Path:
         path = root / "mnist5k.npy"
         np.save(path, ds.images[:5000, 0].numpy())
         return path
-    ds = load_dataset(DataConfig(name="emoji", resolution=64, split="all"))
-    path = root / "emoji_folder"
-    path.mkdir()
-    for i, im in enumerate(ds.images.permute(0, 2, 3, 1).numpy()):
-        Image.fromarray(im).save(path / f"{i:05d}.png")
-    return path
+    from eval_testbench import emoji_folder
+
+    return emoji_folder(root)
 
 
 def worker(source: str) -> dict:

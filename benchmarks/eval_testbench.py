@@ -25,17 +25,16 @@ COLS = ("fid", "kid", "precision", "recall", "density", "coverage", "diversity_r
 
 
 def emoji_folder(root: Path) -> Path:
-    from PIL import Image
+    """The built-in emoji as a user's folder: 64x64 PNGs, no class subfolders."""
+    import torch
 
     from latentforge.config import DataConfig
     from latentforge.data import load_dataset
+    from latentforge.utils.images import save_each
 
     ds = load_dataset(DataConfig(name="emoji", resolution=64, split="all"))
-    path = root / "emoji_folder"
-    path.mkdir(exist_ok=True)
-    for i, im in enumerate(ds.images.permute(0, 2, 3, 1).numpy()):
-        Image.fromarray(im).save(path / f"{i:05d}.png")
-    return path
+    save_each(ds.get(torch.arange(len(ds))), root / "emoji_folder")
+    return root / "emoji_folder"
 
 
 def main() -> None:

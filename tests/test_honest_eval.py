@@ -13,6 +13,7 @@ from latentforge.metrics.diversity import duplication, flags
 from latentforge.metrics.evaluate import resolve_features
 from latentforge.metrics.memorisation import knn, pixel_rms
 from latentforge.metrics.testbench import EXPECTED_FLAGS, NOISE_LEVELS, known_generators, raised_flags, run_testbench
+from latentforge.utils.images import save_each
 
 
 # --------------------------------------------------------------------------------------------- near-duplicates
@@ -154,7 +155,7 @@ def test_bench_on_a_builtin_set_with_the_classifier(tmp_path):
 
 def test_bench_on_an_unlabelled_folder_with_the_contrastive_network(tmp_path, monkeypatch):
     src = load_dataset(DataConfig(name="digits", resolution=16, split="all"))
-    _write(tmp_path / "folder", src.images[:, 0].numpy(), [f"{i:05d}.png" for i in range(len(src))])
+    save_each(src.get(torch.arange(len(src))), tmp_path / "folder")
     monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path / "cache"))
     cfg = DataConfig(name=str(tmp_path / "folder"), resolution=16)
     train, held = load_dataset(cfg), load_dataset(cfg.model_copy(update={"split": "test"}))
@@ -175,7 +176,7 @@ def test_ssl_gan_is_scored_by_another_simclr_arch(tmp_path, monkeypatch, latent_
     monkeypatch.setenv("LATENTFORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(contrastive, "EVAL_BATCH", 32)
     src = load_dataset(DataConfig(name="digits", resolution=16, split="all"))
-    _write(tmp_path / "digits", src.images[:400, 0].numpy(), [f"{i:05d}.png" for i in range(400)])
+    save_each(src.get(torch.arange(400)), tmp_path / "digits")
     out = tmp_path / "gan"
     latentforge.train("dcgan", data=str(tmp_path / "digits"), steps=2, out=out, preset="tiny", progress=False,
                       overrides=GAN + ["model.latent.kind=ssl", "model.latent.ssl_steps=3",
