@@ -10,9 +10,9 @@ from typing import Any
 
 
 def write_record(name: str, out: Path, loadavg_before: tuple[float, float, float], machine: str = "",
-                 **fields: Any) -> None:
+                 device: str = "CPU only", **fields: Any) -> None:
     record = {"benchmark": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "machine": f"{os.cpu_count()} cores, CPU only{', ' + machine if machine else ''}",
+              "machine": f"{os.cpu_count()} cores, {device}{', ' + machine if machine else ''}",
               "loadavg_before": loadavg_before, "loadavg_after": os.getloadavg(), **fields}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, default=str))

@@ -77,3 +77,12 @@ def test_model_type_picks_the_model_section_and_its_presets():
     with pytest.raises(ConfigError, match="unknown model type 'vae'"):
         RunConfig.from_dict({"model_type": "vae"})
     assert RunConfig.from_dict(yaml.safe_load(gan.to_yaml())) == gan
+
+
+def test_learning_rate_warmup_and_delayed_weight_decay():
+    from latentforge.config.sections import OptimConfig
+
+    oc = OptimConfig(lr=1e-3, weight_decay=0.1, wd_start_fraction=0.2, wd_ramp_fraction=0.4, warmup_steps=10)
+    assert [oc.lr_factor_at(s) for s in (0, 4, 9, 50)] == pytest.approx([0.1, 0.5, 1.0, 1.0])
+    assert [oc.weight_decay_at(s, 100) for s in (0, 19, 20, 40, 60, 99)] == pytest.approx([0, 0, 0, 0.05, 0.1, 0.1])
+    assert OptimConfig().lr_factor_at(0) == 1.0 and OptimConfig(weight_decay=0.1).weight_decay_at(0, 10) == 0.1

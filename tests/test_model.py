@@ -93,3 +93,28 @@ def test_laplacian_loss():
     assert (loss(x, edge) > 0.1).all()
     bands = loss.pyramid(x)
     assert len(bands) == 4 and bands[-1].shape[-1] == 4
+
+
+def test_constant_encoder_input_makes_the_latent_a_function_of_the_pattern():
+    torch.manual_seed(0)
+    net = DeAENet(1, 16, (16, 32, 64), 8, encoder_input="constant")
+    masks = DropoutPatterns(PatternSpec(net.mask_channels, "khot", (1, 2))).for_examples(range(6))
+    z1, z2 = net.encode(torch.randn(6, 1, 16, 16), masks), net.encode(torch.randn(6, 1, 16, 16), masks)
+    torch.testing.assert_close(z1, z2)  # noise does not matter (batch norm in train mode included)
+    assert z1.std(0).min() > 0  # patterns do
+    assert isinstance(net.encoder[0], torch.nn.Identity) and net.constant.shape == (16, 8, 8)
+    noisy = DeAENet(1, 16, (16, 32, 64), 8)
+    assert not torch.allclose(noisy.encode(torch.randn(6, 1, 16, 16), masks),
+                              noisy.encode(torch.randn(6, 1, 16, 16), masks))
+
+
+@pytest.mark.parametrize("norm,layer", [("group", torch.nn.GroupNorm), ("none", None)])
+def test_encoder_normalisation_options(norm, layer):
+    net = DeAENet(3, 16, (16, 32, 64), 8, encoder_norm=norm)
+    kinds = {type(m) for m in net.encoder.modules()}
+    assert torch.nn.BatchNorm2d not in kinds and (layer is None or layer in kinds)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.decoder.modules())  # the decoder keeps BN
+    masks = DropoutPatterns(PatternSpec(net.mask_channels, "khot", (1, 2))).for_examples(range(1))
+    assert net(torch.randn(1, 3, 16, 16), masks).shape == (1, 3, 16, 16)  # per-example norms work at batch 1
+    with pytest.raises(ValueError, match="normalisation"):
+        DeAENet(3, 16, (16, 32, 64), 8, encoder_norm="layer")

@@ -87,3 +87,44 @@ def test_bad_specs_rejected():
         PatternSpec(CH, "khot", (0, 4, 16))
     with pytest.raises(ValueError):
         PatternSpec(CH, "bernoulli", keep_prob=(1.5,))
+
+
+def test_subclusters_pick_the_second_level_block_and_are_drawn_within_their_cluster():
+    """CH = (128, 256, 512): 32 clusters of 4 first-level channels, 16 sub-clusters of 16 second-level channels.
+    Sub-cluster j is only ever used by cluster j % 4 here, so fresh patterns must respect that pairing."""
+    clusters = np.arange(640) % 4 * 8  # clusters 0, 8, 16, 24
+    sub = (np.arange(640) // 4) % 4 * 4 + np.arange(640) % 4  # cluster k // 8 uses sub-clusters {k//8, +4, +8, +12}
+    p = DropoutPatterns(PatternSpec(CH, seed=0), clusters, 32, sub, 16)
+    m0, m1, _ = p.for_examples(np.arange(640))
+    assert np.array_equal(m0.argmax(1).numpy() // 4, clusters)
+    assert torch.all(m1.sum(1) == 4)
+    blocks = (m1.nonzero()[:, 1] // 16).view(640, 4)
+    assert torch.all(blocks == torch.from_numpy(sub)[:, None])  # all four active channels in the sub-cluster's block
+    f0, f1, _ = p.fresh(np.arange(4000))
+    c, s = f0.argmax(1).numpy() // 4, f1.argmax(1).numpy() // 16
+    assert set(c.tolist()) == {0, 8, 16, 24}
+    assert np.all(s % 4 == c // 8)  # never a sub-cluster that its cluster does not have
+    assert np.bincount(s, minlength=16).min() > 4000 / 16 * 0.6  # frequencies as in training (here uniform)
+    with pytest.raises(ValueError, match="need clusters"):
+        DropoutPatterns(PatternSpec(CH), None, 0, sub, 16)
+    with pytest.raises(ValueError, match="second-level active"):
+        DropoutPatterns(PatternSpec(CH, active=(1, 32, 16)), clusters, 32, sub, 16)
+
+
+def test_kmeans_subclusters_split_each_cluster():
+    from latentforge.latents.patterns import kmeans_subclusters
+
+    rng = np.random.default_rng(0)
+    centres = np.repeat(np.array([0.0, 3.0, 10.0, 13.0]), 20)[:, None, None, None]
+    images = (centres + rng.normal(0, 0.1, (80, 4, 4, 1))).astype(np.float32)
+    clusters = np.repeat([0, 1], 40)  # {0, 3} and {10, 13}
+    sub = kmeans_subclusters(images, clusters, 2)
+    for start in (0, 20, 40, 60):
+        assert len(set(sub[start:start + 20])) == 1
+    assert sub[0] != sub[20] and sub[40] != sub[60]
+    assert np.array_equal(kmeans_subclusters(images, np.zeros(80, dtype=np.int64), 1), np.zeros(80))
+
+
+def test_fewer_images_than_clusters_give_one_cluster_each():
+    images = np.random.default_rng(0).normal(size=(5, 4, 4, 1)).astype(np.float32)
+    assert np.array_equal(kmeans_clusters(images, 32), np.arange(5))

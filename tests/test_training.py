@@ -111,3 +111,57 @@ def test_cluster_variant_trains_and_reloads(tmp_path):
     first = task.patterns.for_examples(np.arange(40))[0].argmax(1).numpy()
     assert np.array_equal(first // 4, clusters)  # 16 first-level channels, 4 per cluster
     assert task.sample(4).shape == (4, 1, 16, 16)
+
+
+def test_subcluster_variant_trains_and_reloads(tmp_path):
+    out = tmp_path / "r"
+    latentforge.train("deae", data="digits", steps=3, out=out, preset="tiny", progress=False,
+                      overrides=TINY + ["model.mask_clusters=4", "model.mask_subclusters=4", "data.limit=40"])
+    trained = latentforge.api.load_run(out).task
+    sub = trained.patterns.subclusters
+    assert sub is not None and sub.shape == (40,) and set(sub.tolist()) <= {0, 1, 2, 3} and len(set(sub.tolist())) > 1
+    second = trained.patterns.for_examples(np.arange(40))[1]  # 32 second-level channels, 8 per sub-cluster
+    assert np.array_equal(second.argmax(1).numpy() // 8, sub)
+    assert torch.equal(trained.sample(4, seed=3), load_run(out).task.sample(4, seed=3))
+    with pytest.raises(latentforge.errors.ConfigError, match="mask_clusters"):
+        latentforge.train("deae", data="digits", steps=1, out=tmp_path / "bad", preset="tiny", progress=False,
+                          overrides=TINY + ["model.mask_subclusters=4"])
+
+
+def test_per_module_learning_rates_and_warmup_reach_the_optimizer(tmp_path):
+    """The encoder gets a param group of its own at lr * encoder_lr_scale; warm-up scales every group; a run
+    without the knobs keeps the two groups older checkpoints were saved with."""
+    from latentforge.config import build_config
+    from latentforge.tasks import build_task
+    from latentforge.train.task import Batch, DataShape
+
+    cfg = build_config(preset="tiny", model_type="deae", overrides=TINY + [
+        "model.encoder_lr_scale=0.25", "model.optim.warmup_steps=4", "model.optim.lr=1e-3",
+        "model.encoder_input=constant"])
+    data = load_dataset(cfg.data)
+    task = build_task(cfg, torch.device("cpu"), DataShape.of(data), data)
+    enc = {id(p) for p in [*task.net.encoder.parameters(), *task.net.to_latent.parameters(), task.net.constant]}
+    groups = task.opt.param_groups
+    assert len(groups) == 3 and {id(p) for p in groups[2]["params"]} == enc
+    idx = torch.arange(8)
+    task.train_step(Batch(data.get(idx), idx, epoch=0, step=0))
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.1 / 4, 1e-3 / 4, 1e-3 * 0.25 / 4])
+    task.train_step(Batch(data.get(idx), idx, epoch=0, step=5))
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3, 2.5e-4])
+    plain = build_task(build_config(preset="tiny", model_type="deae", overrides=TINY), torch.device("cpu"), DataShape.of(data))
+    assert len(plain.opt.param_groups) == 2
+
+
+def test_cpu_preset_runs_on_fewer_images_than_pattern_clusters(tmp_path):
+    """The cpu preset's coarse-to-fine code (32 clusters x 16 sub-clusters) must not trip over a small folder:
+    with 20 images every image is its own cluster, and fresh patterns only draw clusters that exist."""
+    out = tmp_path / "r"
+    latentforge.train("deae", data="digits", steps=2, out=out, preset="cpu", progress=False,
+                      overrides=["data.limit=20", "train.batch_size=8", "train.sample_every=1000", "train.grid_size=4"])
+    task = load_run(out).task
+    assert task.cfg.model.mask_clusters == 32 and task.cfg.model.encoder_input == "constant"
+    assert np.array_equal(np.sort(task.patterns.clusters), np.arange(20))
+    assert set(task.patterns.subclusters.tolist()) == {0}
+    drawn = task.patterns.fresh(np.arange(500))[0].argmax(1).numpy()  # 32 channels, one per cluster
+    assert set(drawn.tolist()) <= set(range(20)) and len(set(drawn.tolist())) > 10
+    assert task.sample(4).shape == (4, 1, 32, 32)

@@ -16,9 +16,15 @@ class DeAEConfig(Strict):
     mask_active: tuple[int, ...] = (1, 4, 16)  # k-hot: channels kept before encoder blocks 2, 3, 4
     mask_keep_prob: tuple[float, ...] = (0.5,)  # Bernoulli alternative
     mask_clusters: int = 0  # >0: reference k-means variant (32 in the paper's CIFAR run)
+    mask_subclusters: int = 0  # >0 (not in the reference): k-means within each cluster picks the 2nd level's block
     shift_range: int = 8  # random horizontal shift (px), fed to the decoder; 0 disables
     flip: bool = True  # horizontal flip on odd epochs, last mask reversed with it
     shift_lr_scale: float = 0.1  # the shift-embedding MLP trains at lr * this
+    encoder_lr_scale: float = 1.0  # the encoder (pattern -> latent) trains at lr * this; the decoder at lr
+    # Not in the reference (which is "noise" + "batch"): a learned constant in place of the first encoder stage
+    # makes the latent a deterministic function of the pattern; GroupNorm/none replace the encoder's batch norm.
+    encoder_input: Literal["noise", "constant"] = "noise"
+    encoder_norm: Literal["batch", "group", "none"] = "batch"
     sample_bn: Literal["batch", "running"] = "batch"  # reference samples with batch statistics
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig(lr=2e-3, betas=(0.9, 0.999), weight_decay=0.08, wd_ramp_fraction=0.4)

@@ -36,11 +36,18 @@ class OptimConfig(Strict):
     lr: float = 2e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    wd_ramp_fraction: float = 0.0  # weight decay ramps linearly from 0 over this share of steps (DeAE: 40%)
+    wd_ramp_fraction: float = Field(0.0, ge=0)  # weight decay ramps linearly from 0 over this share of steps (DeAE: 40%)
+    wd_start_fraction: float = Field(0.0, ge=0, le=1)  # no weight decay before this share of steps; the ramp follows
+    warmup_steps: NonNegativeInt = 0  # learning rate rises linearly from 0 over these steps
 
     def weight_decay_at(self, step: int, total_steps: int) -> float:
-        ramp = self.wd_ramp_fraction * total_steps
-        return self.weight_decay if ramp <= 0 else self.weight_decay * min(1.0, step / ramp)
+        start, ramp = self.wd_start_fraction * total_steps, self.wd_ramp_fraction * total_steps
+        if step < start:
+            return 0.0
+        return self.weight_decay if ramp <= 0 else self.weight_decay * min(1.0, (step - start) / ramp)
+
+    def lr_factor_at(self, step: int) -> float:
+        return 1.0 if self.warmup_steps <= 0 else min(1.0, (step + 1) / self.warmup_steps)
 
 
 class LossConfig(Strict):

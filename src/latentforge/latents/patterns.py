@@ -74,35 +74,51 @@ class PatternSpec:
 class DropoutPatterns:
     """Masks for training examples (by index) and fresh masks for sampling (by a sample counter).
 
-    With `clusters` (one int per training example, values in [0, n_clusters)), the single active first-level
-    channel is restricted to the block of channels of that example's cluster, as in the reference's k-means
-    variant; fresh patterns then draw the cluster with the training frequency.
+    With `clusters` (one int per training example, values in [0, n_clusters)), the active first-level channels
+    are restricted to the block of channels of that example's cluster, as in the reference's k-means variant.
+    With `subclusters` as well (a cluster within each cluster, values in [0, n_subclusters); not in the reference),
+    the second level's active channels are restricted to that sub-cluster's block the same way, so the first two
+    levels carry a coarse-to-fine code of the image and the rest of the pattern is random. Fresh patterns draw the
+    cluster, then the sub-cluster within it, with their training frequencies.
     """
 
-    def __init__(self, spec: PatternSpec, clusters: np.ndarray | None = None, n_clusters: int = 0):
+    def __init__(self, spec: PatternSpec, clusters: np.ndarray | None = None, n_clusters: int = 0,
+                 subclusters: np.ndarray | None = None, n_subclusters: int = 0):
         self.spec = spec
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
-        self.n_clusters = n_clusters
-        if self.clusters is not None:
+        self.subclusters = None if subclusters is None else np.asarray(subclusters, dtype=np.int64)
+        self.n_clusters, self.n_subclusters = n_clusters, n_subclusters
+        if self.subclusters is not None and self.clusters is None:
+            raise ValueError("sub-clusters need clusters")
+        for level, ids, n in ((0, self.clusters, n_clusters), (1, self.subclusters, n_subclusters)):
+            if ids is None:
+                continue
+            name = ("first", "second")[level]
             if spec.kind != "khot":
                 raise ValueError("clustered patterns need k-hot masks")
-            if spec.channels[0] % n_clusters:
-                raise ValueError(f"{spec.channels[0]} first-level channels do not split into {n_clusters} clusters")
-            if spec.active[0] > spec.channels[0] // n_clusters:
-                raise ValueError("first-level active count exceeds the channels of one cluster block")
-            freq = np.bincount(self.clusters, minlength=n_clusters).astype(np.float64)
-            self._cluster_cdf = np.cumsum(freq / freq.sum())
+            if level >= len(spec.channels):
+                raise ValueError("sub-clusters need a second masked level")
+            if spec.channels[level] % n:
+                raise ValueError(f"{spec.channels[level]} {name}-level channels do not split into {n} blocks")
+            if spec.active[level] > spec.channels[level] // n:
+                raise ValueError(f"{name}-level active count exceeds the channels of one cluster block")
+        if self.clusters is not None:
+            joint = np.zeros((n_clusters, max(1, n_subclusters)))
+            np.add.at(joint, (self.clusters, 0 if self.subclusters is None else self.subclusters), 1.0)
+            self._cluster_cdf = np.cumsum(joint.sum(1) / joint.sum())
+            self._sub_cdf = np.cumsum(joint / np.maximum(joint.sum(1, keepdims=True), 1.0), axis=1)
 
-    def _masks(self, index: np.ndarray, clusters: np.ndarray | None) -> list[torch.Tensor]:
+    def _masks(self, index: np.ndarray, blocks: tuple[np.ndarray | None, ...]) -> list[torch.Tensor]:
         spec, out = self.spec, []
+        n_blocks = (self.n_clusters, self.n_subclusters)
         for level, width in enumerate(spec.channels):
-            if level == 0 and clusters is not None:
-                block = width // self.n_clusters
-                u = hash_uniform(spec.seed, index, level, block)
-                local = _khot(u, spec.active[0])
+            ids = blocks[level] if level < len(blocks) else None
+            if ids is not None:
+                block = width // n_blocks[level]
+                local = _khot(hash_uniform(spec.seed, index, level, block), spec.active[level])
                 m = np.zeros((len(index), width), dtype=np.float32)
                 rows = np.arange(len(index))[:, None]
-                m[rows, clusters[:, None] * block + np.arange(block)[None, :]] = local
+                m[rows, ids[:, None] * block + np.arange(block)[None, :]] = local
             else:
                 u = hash_uniform(spec.seed, index, level, width)
                 m = _khot(u, spec.active[level]) if spec.kind == "khot" else (u < spec.level_prob(level)).astype(np.float32)
@@ -114,17 +130,20 @@ class DropoutPatterns:
         index = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64)
         if (index < 0).any() or index.max(initial=0) >= FRESH_OFFSET:
             raise ValueError("example indices must lie in [0, 2**62)")
-        clusters = None if self.clusters is None else self.clusters[index]
-        return self._masks(index, clusters)
+        return self._masks(index, tuple(None if ids is None else ids[index]
+                                        for ids in (self.clusters, self.subclusters)))
 
     def fresh(self, counter: Sequence[int] | np.ndarray) -> list[torch.Tensor]:
         """New patterns from the training distribution; `counter` numbers the samples so they are reproducible."""
         counter = np.asarray(counter, dtype=np.int64) + FRESH_OFFSET
-        clusters = None
+        clusters = subclusters = None
         if self.clusters is not None:
-            u = hash_uniform(self.spec.seed, counter, 10_000, 1)[:, 0]
-            clusters = np.searchsorted(self._cluster_cdf, u, side="right").clip(max=self.n_clusters - 1)
-        return self._masks(counter, clusters)
+            u = hash_uniform(self.spec.seed, counter, 10_000, 2)
+            clusters = np.searchsorted(self._cluster_cdf, u[:, 0], side="right").clip(max=self.n_clusters - 1)
+            if self.subclusters is not None:
+                cdf = self._sub_cdf[clusters]
+                subclusters = (u[:, 1:2] >= cdf).sum(1).clip(max=self.n_subclusters - 1)
+        return self._masks(counter, (clusters, subclusters))
 
 
 def _khot(u: np.ndarray, k: int) -> np.ndarray:
@@ -134,14 +153,30 @@ def _khot(u: np.ndarray, k: int) -> np.ndarray:
     return m
 
 
+def kmeans_subclusters(images: np.ndarray, clusters: np.ndarray, n_subclusters: int, seed: int = 0) -> np.ndarray:
+    """Sub-cluster ids in [0, n_subclusters): k-means on the pixels of each cluster's members (a cluster with
+    fewer members than n_subclusters gets one sub-cluster per member)."""
+    from sklearn.cluster import KMeans
+
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    out = np.zeros(len(flat), dtype=np.int64)
+    for c in np.unique(clusters):
+        members = np.flatnonzero(clusters == c)
+        k = min(n_subclusters, len(members))
+        if k > 1:
+            out[members] = KMeans(n_clusters=k, random_state=seed, n_init=2).fit_predict(flat[members])
+    return out
+
+
 def kmeans_clusters(images: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
-    """Cluster ids for the reference's clustered patterns: standardise, PCA to 95% variance, k-means."""
+    """Cluster ids for the reference's clustered patterns: standardise, PCA to 95% variance, k-means. Fewer images
+    than clusters give one cluster per image (the other clusters' channel blocks then go unused)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
     flat = images.reshape(len(images), -1).astype(np.float32)
-    if len(flat) < n_clusters:
-        raise ValueError(f"{len(flat)} images cannot form {n_clusters} clusters")
+    if len(flat) <= n_clusters:
+        return np.arange(len(flat), dtype=np.int64)
     z = PCA(n_components=0.95, random_state=seed).fit_transform(StandardScaler().fit_transform(flat))
     return KMeans(n_clusters=n_clusters, random_state=seed, n_init=3).fit_predict(z).astype(np.int64)

@@ -7,8 +7,23 @@ import torch
 from torch import nn
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """batch | group (32 groups or fewer, per-example statistics) | none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(32, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}: use 'batch', 'group' or 'none'")
+
+
+def conv_norm_act(c_in: int, c_out: int, k: int, s: int, p: int, norm: str = "batch") -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, k, s, p), norm_layer(norm, c_out), nn.LeakyReLU(0.01)]
+
+
 def conv_bn_act(c_in: int, c_out: int, k: int, s: int, p: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, k, s, p), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.01)]
+    return conv_norm_act(c_in, c_out, k, s, p, "batch")
 
 
 class ResBlock(nn.Module):

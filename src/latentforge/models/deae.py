@@ -4,6 +4,10 @@ Layout follows the reference at 32x32: encoder stages of (2x2 stride-2 conv, BN,
 2x2, channel masks multiplied in before stages 2..D, a linear map to the latent; the decoder is a DCGAN-like
 upsampler (grouped 2x2 transposed convs + bottleneck residual blocks) that also receives an embedding of the
 horizontal shift applied to the target. The encoder's input is noise: the masks are the only per-example signal.
+
+Two departures from the reference are options, for the CPU presets (see `DeAEConfig`): a learned constant in place
+of the first encoder stage (`encoder_input="constant"`: the encoder becomes a deterministic function of the
+pattern), and GroupNorm or no normalisation in the encoder instead of batch norm.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbedding, conv_bn_act
+from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbedding, conv_bn_act, conv_norm_act
 
 SHIFT_CENTRE = 50.0  # the reference maps shifts in [-R, R] to [0, 100]; 50 means "no shift"
 
@@ -26,7 +30,8 @@ def depth_for_resolution(resolution: int) -> int:
 
 
 class DeAENet(nn.Module):
-    def __init__(self, channels: int, resolution: int, enc_widths: tuple[int, ...], latent_dim: int):
+    def __init__(self, channels: int, resolution: int, enc_widths: tuple[int, ...], latent_dim: int,
+                 encoder_input: str = "noise", encoder_norm: str = "batch"):
         super().__init__()
         depth = depth_for_resolution(resolution)
         if len(enc_widths) != depth:
@@ -36,11 +41,21 @@ class DeAENet(nn.Module):
             )
         self.channels, self.resolution, self.latent_dim = channels, resolution, latent_dim
         self.enc_widths = tuple(enc_widths)
+        if encoder_input not in ("noise", "constant"):
+            raise ValueError(f"encoder_input {encoder_input!r}: use 'noise' or 'constant'")
+        self.encoder_input = encoder_input
 
         c_in, stages = channels, []
         for w in enc_widths:
-            stages.append(nn.Sequential(*conv_bn_act(c_in, w, 2, 2, 0), *conv_bn_act(w, w, 3, 1, 1)))
+            stages.append(nn.Sequential(*conv_norm_act(c_in, w, 2, 2, 0, encoder_norm),
+                                        *conv_norm_act(w, w, 3, 1, 1, encoder_norm)))
             c_in = w
+        # "constant": a learned feature map replaces the first stage, so the pattern alone decides the latent.
+        # (A constant image fed through the first stage would be erased by batch norm: it is the same in every row.)
+        self.constant = None
+        if encoder_input == "constant":
+            self.constant = nn.Parameter(torch.randn(enc_widths[0], resolution // 2, resolution // 2))
+            stages[0] = nn.Identity()
         self.encoder = nn.ModuleList(stages)
         self.to_latent = nn.Linear(enc_widths[-1] * 4, latent_dim)
 
@@ -86,7 +101,7 @@ class DeAENet(nn.Module):
         for i, stage in enumerate(self.encoder):
             if i > 0:
                 x = x * masks[i - 1].to(x.dtype)[:, :, None, None]
-            x = stage(x)
+            x = self.constant.expand(len(noise), *self.constant.shape) if i == 0 and self.constant is not None else stage(x)
         return self.to_latent(x.flatten(1))
 
     def decode(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:

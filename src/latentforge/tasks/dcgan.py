@@ -23,7 +23,7 @@ from latentforge.latents import LatentSource, fit_latent, make_latent
 from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
+from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
 
 
 def d_loss_fn(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -79,11 +79,10 @@ class DCGANTask(TrainTask):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_g, "D": self.opt_d}
 
-    def _set_weight_decay(self, step: int) -> None:
+    def _set_schedule(self, step: int) -> None:
         m, steps = self.cfg.model, self.cfg.train.steps
         for opt, oc in ((self.opt_g, m.g_optim), (self.opt_d, m.d_optim)):
-            for group in opt.param_groups:
-                group["weight_decay"] = oc.weight_decay_at(step, steps)
+            apply_schedule(opt, oc, step, steps)
 
     def _clip(self, net: nn.Module) -> None:
         if self.cfg.train.grad_clip:
@@ -94,7 +93,7 @@ class DCGANTask(TrainTask):
         real, b = batch.images, batch.images.shape[0]
         self.G.train()
         self.D.train()
-        self._set_weight_decay(batch.step)
+        self._set_schedule(batch.step)
 
         with torch.no_grad():
             fake = self.G(self.latent.sample(b, g).to(self.device))

@@ -16,13 +16,13 @@ from torch import nn
 from latentforge.config import RunConfig
 from latentforge.data.dataset import ImageDataset
 from latentforge.errors import ConfigError
-from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters
+from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters, kmeans_subclusters
 from latentforge.losses.reconstruction import build_reconstruction_loss
 from latentforge.metrics.pixel import rms_distance
 from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.deae import SHIFT_CENTRE, DeAENet
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
+from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
 
 
 def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +46,7 @@ PLATEAU_RATIO = 0.9  # own-pattern error above 90 % of the other-image error: th
 class DeAETask(TrainTask):
     name = "deae"
     non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim"})
+    # encoder_lr_scale is structural: it decides whether the optimizer has an encoder group
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
                  for_training: bool = True, state: dict[str, Any] | None = None):
@@ -53,29 +54,44 @@ class DeAETask(TrainTask):
         m = cfg.model
         channels, resolution, n_examples = shape.channels, shape.resolution, shape.count
         cluster_images = dataset.images.numpy() if (m.mask_clusters > 0 and dataset is not None) else None
+        if m.mask_subclusters > 0 and m.mask_clusters <= 0:
+            raise ConfigError("model.mask_subclusters needs model.mask_clusters > 0 (sub-clusters split clusters)")
         try:
-            self.net = DeAENet(channels, resolution, tuple(m.enc_widths), m.latent_dim).to(device)
+            self.net = DeAENet(channels, resolution, tuple(m.enc_widths), m.latent_dim,
+                               m.encoder_input, m.encoder_norm).to(device)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
         self.channels, self.resolution, self.n_examples = channels, resolution, n_examples
-        clusters = None
+        clusters = subclusters = None
         if m.mask_clusters > 0:  # without images (loading a run) the checkpoint's cluster ids replace these zeros
             clusters = (kmeans_clusters(cluster_images, m.mask_clusters, seed=cfg.train.seed)
                         if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
-        self._build_patterns(clusters)
+        if m.mask_subclusters > 0:
+            subclusters = (kmeans_subclusters(cluster_images, clusters, m.mask_subclusters, seed=cfg.train.seed)
+                           if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
+        self._build_patterns(clusters, subclusters)
 
-        o = m.optim
-        shift_params = list(self.net.shift_mlp.parameters())
-        shift_ids = {id(p) for p in shift_params}
-        rest = [p for p in self.net.parameters() if id(p) not in shift_ids]
-        self.opt = torch.optim.AdamW(
-            [{"params": shift_params, "lr": o.lr * m.shift_lr_scale}, {"params": rest, "lr": o.lr}],
-            betas=tuple(o.betas), weight_decay=0.0)
+        self.opt, self.lr_scales = self._optimizer()
         t = cfg.train
         self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
         self.loss_fn = build_reconstruction_loss(m.loss, channels).to(device) if for_training else None
 
-    def _build_patterns(self, clusters: np.ndarray | None) -> None:
+    def _optimizer(self) -> tuple[torch.optim.Optimizer, list[float]]:
+        """AdamW over (shift MLP, decoder and the rest, encoder) with their lr scales. The encoder only gets a group
+        of its own when its scale differs from 1, so checkpoints of two-group runs stay loadable."""
+        m = self.cfg.model
+        encoder = [*self.net.encoder.parameters(), *self.net.to_latent.parameters()]
+        if self.net.constant is not None:
+            encoder.append(self.net.constant)
+        groups = [list(self.net.shift_mlp.parameters()), [], encoder if m.encoder_lr_scale != 1.0 else []]
+        taken = {id(p) for p in groups[0] + groups[2]}
+        groups[1] = [p for p in self.net.parameters() if id(p) not in taken]
+        scales = [m.shift_lr_scale, 1.0, m.encoder_lr_scale][: 3 if groups[2] else 2]
+        opt = torch.optim.AdamW([{"params": ps, "lr": m.optim.lr * sc} for ps, sc in zip(groups, scales)],
+                                betas=tuple(m.optim.betas), weight_decay=0.0)
+        return opt, scales
+
+    def _build_patterns(self, clusters: np.ndarray | None, subclusters: np.ndarray | None = None) -> None:
         m = self.cfg.model
         active = tuple(m.mask_active)
         if m.mask_kind == "khot" and len(active) != len(self.net.mask_channels):
@@ -83,7 +99,7 @@ class DeAETask(TrainTask):
                               f"{list(self.net.mask_channels)}")
         try:
             spec = PatternSpec(self.net.mask_channels, m.mask_kind, active, tuple(m.mask_keep_prob), self.cfg.train.seed)
-            self.patterns = DropoutPatterns(spec, clusters, m.mask_clusters)
+            self.patterns = DropoutPatterns(spec, clusters, m.mask_clusters, subclusters, m.mask_subclusters)
         except ValueError as e:
             raise ConfigError(f"model masks: {e}") from None
 
@@ -93,10 +109,6 @@ class DeAETask(TrainTask):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": self.opt}
-
-    def weight_decay(self, step: int) -> float:
-        """Linear ramp from 0 to the target over the first wd_ramp_fraction of training (reference: 40%)."""
-        return self.cfg.model.optim.weight_decay_at(step, self.cfg.train.steps)
 
     def masks_for(self, index: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
         masks = [mk.to(self.device) for mk in self.patterns.for_examples(index)]
@@ -117,9 +129,7 @@ class DeAETask(TrainTask):
         per_example, terms = self.loss_fn(y.float(), x)
         loss = per_example.mean()
 
-        wd = self.weight_decay(batch.step)
-        for group in self.opt.param_groups:
-            group["weight_decay"] = wd
+        _, wd = apply_schedule(self.opt, m.optim, batch.step, self.cfg.train.steps, self.lr_scales)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         logs = {"loss": loss.item()}
@@ -167,6 +177,7 @@ class DeAETask(TrainTask):
         d["loss"] = self.loss_fn.describe() if self.loss_fn is not None else None
         d["patterns"] = {"channels": list(self.net.mask_channels), "kind": self.cfg.model.mask_kind,
                          "active": list(self.cfg.model.mask_active), "clusters": self.cfg.model.mask_clusters,
+                         "subclusters": self.cfg.model.mask_subclusters,
                          "seed": self.cfg.train.seed}
         return d
 
@@ -174,12 +185,15 @@ class DeAETask(TrainTask):
         state = super().state_dict()
         if self.patterns.clusters is not None:  # the k-means variant: one int per example, kept with the weights
             state["clusters"] = torch.from_numpy(self.patterns.clusters)
+        if self.patterns.subclusters is not None:
+            state["subclusters"] = torch.from_numpy(self.patterns.subclusters)
         return state
 
     def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
         super().load_state_dict(state, weights_only)
         if "clusters" in state:
-            self._build_patterns(state["clusters"].numpy())
+            sub = state.get("subclusters")
+            self._build_patterns(state["clusters"].numpy(), None if sub is None else sub.numpy())
 
     # --- sampling -----------------------------------------------------------------------------------------------
     def _net(self, use_ema: bool) -> DeAENet:

@@ -22,6 +22,18 @@ from latentforge.train.ema import EMA
 from latentforge.utils.rng import step_generator  # noqa: F401  (tasks import it from here)
 
 
+def apply_schedule(opt: torch.optim.Optimizer, oc: Any, step: int, total_steps: int,
+                   lr_scales: list[float] | None = None) -> tuple[float, float]:
+    """Set every param group's learning rate (config lr x the group's scale x warm-up) and weight decay (ramp)
+    for this step, from the config: a resumed run follows the config in its folder, not the values pickled with
+    the optimizer. `oc` is an `OptimConfig`. Returns (lr factor, weight decay)."""
+    factor, wd = oc.lr_factor_at(step), oc.weight_decay_at(step, total_steps)
+    scales = lr_scales or [1.0] * len(opt.param_groups)
+    for group, scale in zip(opt.param_groups, scales, strict=True):
+        group["lr"], group["weight_decay"] = oc.lr * scale * factor, wd
+    return factor, wd
+
+
 @dataclass
 class Batch:
     images: torch.Tensor  # float in [-1, 1], on the task's device
