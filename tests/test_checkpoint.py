@@ -50,3 +50,27 @@ def test_compatibility_check_names_the_key():
         check_compatible(cur, {**cur, "data": {"resolution": 32}}, "p")
     with pytest.raises(CheckpointError, match="train.seed"):
         check_compatible(cur, {**cur, "train": {"seed": 1}}, "p")
+
+
+def test_a_checkpoint_from_another_version_says_so(tmp_path):
+    import json
+
+    import latentforge
+    from latentforge.api import load_run
+    from latentforge.errors import CheckpointError
+
+    from conftest import TINY
+
+    out = tmp_path / "r"
+    latentforge.train("deae", data="digits", steps=2, out=out, preset="tiny", progress=False, overrides=TINY)
+    info = json.loads((out / "run.json").read_text())
+    assert info["versions"]["latentforge"] == latentforge.__version__
+    info["versions"]["latentforge"] = "0.0.1"
+    info["dataset"]["channels"] = 3  # what an incompatible older layout looks like: the weights no longer fit
+    (out / "run.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match=r"does not fit.*written by latentforge 0\.0\.1; this is "):
+        load_run(out)
+    del info["versions"]["latentforge"]
+    (out / "run.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="older than 0.1.0"):
+        load_run(out)

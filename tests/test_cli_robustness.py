@@ -121,6 +121,8 @@ def test_default_preset_follows_the_device_and_a_redirected_run_reports_progress
     assert proc.returncode == 0, proc.stderr
     expected = "paper" if torch.cuda.is_available() else "cpu"
     assert f"preset: {expected} (chosen for this machine" in proc.stdout
+    if expected == "cpu":  # the cpu preset fits its pattern code to the data first, and says so
+        assert "patterns: k-means of 128 images into 32 clusters x 16 sub-clusters" in proc.stdout
     assert (out / "config.yaml").read_text().count(f"preset: {expected}") == 1
     start = next(ln for ln in proc.stdout.splitlines() if ln.startswith("training deae"))
     assert "parameters" in start and "digits (128 train images, 32x32x1)" in start and "6 steps" in start
@@ -172,3 +174,24 @@ def test_eval_seconds_count_the_whole_evaluation(trained, tmp_path):
     parts = rec["eval_seconds_parts"]
     assert set(parts) == {"load_s", "feature_network_s", "sampling_s", "scoring_s"}
     assert rec["eval_seconds"] >= sum(parts.values()) - 0.05 and rec["eval_seconds"] >= rec["scoring_seconds"]
+
+
+def test_out_of_memory_reads_as_advice(monkeypatch, capsys):
+    """An allocator failure mid-training is one line that says what to change, not a traceback."""
+    import latentforge.api
+    from latentforge.cli.main import main
+
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 123456789012 bytes")
+    monkeypatch.setattr(latentforge.api, "train", oom)
+    assert main(["train", "deae", "--data", "digits", "--out", "/tmp/never-written", "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "train.batch_size" in err and "--resume" in err
+    assert err.count("\n") == 1
+
+    def other(*a, **k):
+        raise RuntimeError("a genuine bug")
+    monkeypatch.setattr(latentforge.api, "train", other)
+    with pytest.raises(RuntimeError, match="genuine bug"):  # not every RuntimeError is dressed up as advice
+        main(["train", "deae", "--data", "digits", "--out", "/tmp/never-written", "--steps", "2"])

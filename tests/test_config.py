@@ -62,6 +62,9 @@ def test_run_folders_of_the_earlier_layout_still_load(tmp_path):
     cfg = RunConfig.load(path)
     assert cfg.model.loss.pixel == "mse" and cfg.model.optim.lr == 1e-3 and cfg.model.optim.betas == (0.9, 0.99)
     assert cfg.model.optim.weight_decay == 0.05 and cfg.train.steps == 10
+    # knobs added later take the values that reproduce the run, not today's `cpu` preset
+    assert cfg.model.encoder_input == "noise" and cfg.model.mask_subclusters == 0 and cfg.model.mask_clusters == 0
+    assert cfg.model.encoder_norm == "batch" and cfg.model.optim.warmup_steps == 0
 
 
 def test_model_type_picks_the_model_section_and_its_presets():

@@ -43,3 +43,23 @@ def test_sweep_over_all_learned_latents_end_to_end(tmp_path, capsys):
     assert cells["ssl-w1-s0"]["feature_network"] == summary["feature_network"].split()[0]
     assert not cells["ssl-w1-s0"]["latent_info"]["network"].startswith(summary["feature_network"].split("@")[0])
     assert (out / "quality_vs_params.png").is_file() and (out / "deae" / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_cpu_preset_leaves_the_mean_image_sooner_than_the_reference_recipe(tmp_path):
+    """Issue 15's remedy on colour emoji at 32x32, 300 steps each (about 5 minutes on 2 cores): the `cpu` preset
+    (constant encoder input, 32 x 16 k-means code) already draws varied images where the reference recipe at the
+    same widths still decodes every pattern to nearly the mean image (benchmarks/deae_plateau.py has the table)."""
+    import latentforge
+
+    reference = ["model.encoder_input=noise", "model.mask_clusters=0", "model.mask_subclusters=0"]
+    common = ["data.resolution=32", "train.sample_every=300", "train.checkpoint_every=300"]
+    figures = {}
+    for name, extra in (("cpu", []), ("reference", reference)):
+        res = latentforge.train("deae", data="emoji", steps=300, out=tmp_path / name, preset="cpu", progress=False,
+                                overrides=common + extra)
+        diag = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+                if '"diagnostic"' in x][-1]
+        figures[name] = (diag["sample_diversity_ratio"], res.summary["pattern_discrimination_ratio"])
+    assert figures["cpu"][0] > 0.3 and figures["reference"][0] < 0.15, figures
+    assert figures["cpu"][1] < figures["reference"][1], figures

@@ -110,10 +110,16 @@ def test_dataset_features_cache_key_depends_on_network(digits, features, tmp_pat
 def test_eval_cli_appends_to_run(tmp_path, capsys):
     out = tmp_path / "run"
     latentforge.train("deae", data="digits", steps=4, out=out, preset="tiny", progress=False, overrides=TINY)
+    from latentforge.report.html import write_report
+    write_report([out], with_model=False)
+    assert "Not evaluated yet" in (out / "report.html").read_text()
     code = main(["eval", str(out), "--n", "120", "--json", str(tmp_path / "e.json"), "--feature-net-steps", "20"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "feature network: lf-classifier-digits@" in printed
+    page = (out / "report.html").read_text()  # the run's page, refreshed with the evaluation
+    assert "Not evaluated yet" not in page and "lf-classifier-digits@" in page
+    assert "Nearest training neighbours" in page and f"report: {out / 'report.html'}" in printed
     rec = json.loads((tmp_path / "e.json").read_text())
     assert rec["kind"] == "eval" and rec["n_fake"] == 120 and rec["reference_split"] == "test"
     assert np.isfinite(rec["fid"]) and rec["fid"] > 0

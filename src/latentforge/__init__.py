@@ -5,6 +5,6 @@ from latentforge.config import PRESETS, RunConfig, build_config
 from latentforge.data.dataset import BUILTINS, ImageDataset, load_dataset
 from latentforge.errors import CheckpointError, ConfigError, DataError, LatentforgeError
 
-__version__ = "0.1.0"
+from latentforge._version import __version__
 __all__ = ["train", "load_run", "evaluate_run", "evaluate_images", "LoadedRun", "TrainResult", "RunConfig", "build_config", "PRESETS", "BUILTINS",
            "ImageDataset", "load_dataset", "LatentforgeError", "ConfigError", "DataError", "CheckpointError"]

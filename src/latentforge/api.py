@@ -12,7 +12,7 @@ from latentforge.config import DataConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.data.fetch import default_cache_dir
 from latentforge.errors import CheckpointError, ConfigError, DataError
-from latentforge.tasks import LoadedRun, build_task, load_run
+from latentforge.tasks import LoadedRun, build_task, load_run, task_class
 from latentforge.train.loop import FitResult, Trainer, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
@@ -84,6 +84,9 @@ def train(
     dataset = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
+    note = task_class(cfg.model_type).setup_note(cfg, len(dataset))
+    if note and progress:
+        print(note, flush=True)
     task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset)
     run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
     trainer = Trainer(task, dataset, run, progress=progress)
@@ -152,6 +155,7 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
     clock.lap("scoring_s")
     record.update(clock.record())
     loaded.run.append_metrics(record)
+    loaded.run.close_events()
     return record
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 from latentforge.errors import LatentforgeError
 from latentforge.utils.io import ensure_writable
 
-MODELS = ("deae", "dcgan")  # = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
+# = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
+MODELS = ("deae", "dcgan", "ae", "dae")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,10 +48,13 @@ def _preset_help() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="latentforge", description="Latent-space generative modeling of images.")
+    p = _Parser(prog="latentforge", description="Latent-space generative modeling of images.",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    t = sub.add_parser("train", help="train a model into a run folder")
+    t = sub.add_parser("train", help="train a model into a run folder", epilog=_example(
+        "latentforge train deae --data digits --preset cpu16 --steps 3000 --out runs/deae-digits"))
     t.add_argument("model", choices=MODELS, help="model to train")
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
     t.add_argument("--steps", type=POSITIVE, help="total optimizer steps (default: the preset's)")
@@ -60,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="override one config key, e.g. --set model.optim.lr=1e-3 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-report", action="store_true", help="do not write RUNDIR/report.html at the end")
 
-    s = sub.add_parser("sample", help="draw new images from a trained run")
+    s = sub.add_parser("sample", help="draw new images from a trained run",
+                       epilog=_example("latentforge sample runs/deae-digits --n 64 --out samples.png"))
     s.add_argument("run_dir")
     s.add_argument("--n", type=POSITIVE, default=64, help="number of samples (default: 64)")
     out = s.add_mutually_exclusive_group(required=True)
@@ -73,14 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=NON_NEGATIVE, help="checkpoint step (default: latest)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
-    r = sub.add_parser("reconstruct", help="decode training examples from their own patterns (DeAE)")
+    r = sub.add_parser("reconstruct", help="decode training examples from their own patterns (DeAE)",
+                       epilog=_example("latentforge reconstruct runs/deae-digits --indices 0-15 --out recon.png"))
     r.add_argument("run_dir")
     r.add_argument("--indices", default="0-63", help="e.g. 0-63 or 3,17,42")
     r.add_argument("--out", required=True, help="PNG file for the grid")
     r.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
-    i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh latents")
+    i = sub.add_parser("interpolate", help="latent interpolation between pairs of fresh latents",
+                       epilog=_example("latentforge interpolate runs/deae-digits --pairs 8 --steps 8 --out interp.png"))
     i.add_argument("run_dir")
     i.add_argument("--pairs", type=POSITIVE, default=8, help="number of interpolated pairs, one row each (default: 8)")
     i.add_argument("--steps", type=_count(2), default=8, help="images per row, endpoints included (default: 8)")
@@ -88,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     i.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
-    e = sub.add_parser("eval", help="score a run's samples: FID, KID, IS, precision/recall, memorisation")
+    e = sub.add_parser("eval", help="score a run's samples: FID, KID, IS, precision/recall, memorisation",
+                       epilog=_example("latentforge eval runs/deae-digits --n 1000"))
     e.add_argument("run_dir")
     e.add_argument("--n", type=_count(2), default=1000, help="number of samples to score (default: 1000)")
     e.add_argument("--json", help="also write the record to this file")
@@ -102,8 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--bn", choices=["batch", "running"], help="batch-norm statistics when sampling")
 
     w = sub.add_parser("sweep", help="the complexity study: DCGANs over latents x generator widths x seeds, C_eps",
-                       epilog="example: latentforge sweep --data emoji --latents gaussian,ssl,deae "
-                              "--widths 0.125,0.25,0.5,1 --steps 2000 --out sweeps/emoji")
+                       epilog=_example("latentforge sweep --data emoji --latents gaussian,ssl,deae "
+                                       "--widths 0.125,0.25,0.5,1 --steps 2000 --out sweeps/emoji"))
     w.add_argument("--out", required=True, help="sweep folder (created, or continued where it stopped)")
     w.add_argument("--data", help="built-in dataset name or a folder / .npy / .npz")
     w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae")
@@ -121,8 +131,25 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--collect", action="store_true", help="only gather finished cells into sweep.json and the plot")
     w.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sub.add_parser("datasets", help="list the built-in datasets")
+    rp = sub.add_parser("report", help="one self-contained HTML page for runs and sweeps (figures embedded)",
+                        epilog=_example("latentforge report runs/deae-digits runs/dcgan-digits --out compare.html"))
+    rp.add_argument("paths", nargs="+", metavar="RUNDIR|SWEEPDIR", help="run or sweep folders")
+    rp.add_argument("--out", help="HTML file to write (default: report.html in the first folder)")
+    rp.add_argument("--no-model", action="store_true",
+                    help="read files only: skip what needs the model and data (reconstructions)")
+
+    c = sub.add_parser("compare", help="one table of the same figures across runs (terminal, JSON, CSV)",
+                       epilog=_example("latentforge compare runs/* --csv runs.csv"))
+    c.add_argument("run_dirs", nargs="+", metavar="RUNDIR")
+    c.add_argument("--json", help="also write the table as JSON")
+    c.add_argument("--csv", help="also write the table as CSV")
+
+    sub.add_parser("datasets", help="list the built-in datasets", epilog=_example("latentforge datasets"))
     return p
+
+
+def _example(command: str) -> str:
+    return f"example:\n  {command}"
 
 
 def _parse_indices(text: str) -> list[int]:
@@ -149,6 +176,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if samples:
         print(f"samples: {samples[-1]}")
     print(f"run folder: {res.run_dir}")
+    if not a.no_report:
+        _write_report(res.run_dir)
     if res.summary.get("note"):
         print(f"note: the run ended {res.summary['note']}")
     if res.interrupted:
@@ -216,6 +245,34 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     if a.json:
         Path(a.json).write_text(json.dumps(rec, indent=2))
     print_eval(rec)
+    if (Path(a.run_dir) / "report.html").is_file():  # keep the run's page current: the new figures land in it
+        _write_report(Path(a.run_dir))
+
+
+def _write_report(run_dir: Path) -> None:
+    from latentforge.report.html import write_report
+
+    print(f"report: {write_report([run_dir])}")
+
+
+def _cmd_report(a: argparse.Namespace) -> None:
+    from latentforge.report.html import write_report
+
+    if a.out:
+        ensure_writable(Path(a.out).parent, "the report")
+    print(f"report: {write_report(a.paths, a.out, with_model=not a.no_model)}")
+
+
+def _cmd_compare(a: argparse.Namespace) -> None:
+    from latentforge.report.compare import compare_rows, render_table, write_comparison
+    from latentforge.report.records import read_run
+
+    for target in (a.json, a.csv):
+        if target:
+            ensure_writable(Path(target).parent, "the comparison")
+    ids, rows, headers = compare_rows([read_run(p) for p in a.run_dirs])
+    print(render_table(ids, rows, headers))
+    write_comparison(ids, rows, headers, a.json and Path(a.json), a.csv and Path(a.csv))
 
 
 def print_eval(rec: dict) -> None:
@@ -316,7 +373,8 @@ def _cmd_datasets(a: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct,
-            "interpolate": _cmd_interpolate, "eval": _cmd_eval, "sweep": _cmd_sweep, "datasets": _cmd_datasets}
+            "interpolate": _cmd_interpolate, "eval": _cmd_eval, "sweep": _cmd_sweep, "report": _cmd_report,
+            "compare": _cmd_compare, "datasets": _cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,6 +395,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        print(f"error: out of memory ({str(e).splitlines()[0][:160]}). {_memory_advice(args)}", file=sys.stderr)
+        return 2
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, the CPU allocator's "can't allocate memory", or Python's MemoryError."""
+    text = str(e).lower()
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "out of memory" in text
+            or "can't allocate memory" in text)
+
+
+def _memory_advice(args: argparse.Namespace) -> str:
+    if args.command == "train":
+        resume = (f" Checkpoints already written are kept: continue with `latentforge train {args.model} --out "
+                  f"{args.out} --resume --set train.batch_size=N`.")
+        return ("Try a smaller batch (--set train.batch_size=N; halving it halves activation memory) or a smaller "
+                "preset (--preset cpu or tiny)." + resume)
+    if args.command in ("sample", "eval", "report"):
+        return "Try fewer images at a time (--n), or --device cpu if the GPU is the one that ran out."
+    return "Try a smaller job (fewer images, a smaller batch)."
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, Strict
 
 
@@ -49,4 +51,26 @@ class DCGANConfig(Strict):
     d_optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.5, 0.999))
 
 
-MODEL_CONFIGS: dict[str, type[Strict]] = {"deae": DeAEConfig, "dcgan": DCGANConfig}
+class AEConfig(Strict):
+    """Image autoencoder with a KL-regularised spatial latent (the autoencoder behind a latent diffusion prior),
+    trained jointly: one encoder, one decoder, all steps. The baseline of the Decoupled Autoencoder."""
+
+    latent_channels: int = Field(4, ge=1)
+    latent_resolution: int = Field(8, ge=1)  # image resolution / a power of two
+    base_channels: int = Field(64, ge=8)  # channels at full resolution; doubled per level, capped at 4x
+    kl_weight: float = Field(1e-6, ge=0)
+    loss: LossConfig = LossConfig(pixel="l1", perceptual="auto")
+    optim: OptimConfig = OptimConfig(lr=1e-3, betas=(0.9, 0.999))
+
+
+class DAEConfig(AEConfig):
+    """Decoupled Autoencoder ("Complexity Matters"): stage 1 trains the encoder with a weaker auxiliary decoder
+    (dropout after every residual block and/or narrower); at `stage2_start` of the steps the encoder is frozen and
+    a freshly initialised full decoder learns to decode its latents. Same total steps as the joint baseline."""
+
+    aux_dropout: float = Field(0.4, ge=0, lt=1)  # Dropout2d after every residual block of the stage-1 decoder
+    aux_width: float = Field(1.0, gt=0)  # channel multiplier of the stage-1 decoder
+    stage2_start: float = Field(0.5, gt=0, lt=1)  # share of the steps spent in stage 1
+
+
+MODEL_CONFIGS: dict[str, type[Strict]] = {"deae": DeAEConfig, "dcgan": DCGANConfig, "ae": AEConfig, "dae": DAEConfig}

@@ -29,6 +29,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                       "grid_size": 16},
         },
     },
+    # The autoencoders (joint `ae` and decoupled `dae`) share their presets: a DAE and its baseline differ only in
+    # the DAE's stage knobs. `paper` is an LDM-style f=4 autoencoder at 32 px (8x8x4 latent, 64 base channels).
+    **{name: {
+        "paper": {"train": {"batch_size": 64, "ema_start": 100, "sample_every": 1000, "checkpoint_every": 1000}},
+        "cpu": {"model": {"base_channels": 32, "loss": _CPU_LOSS},
+                "train": {"batch_size": 64, "sample_every": 250, "checkpoint_every": 250, "log_every": 25}},
+        "cpu16": {"data": {"resolution": 16}, "model": {"base_channels": 32, "latent_resolution": 4, "loss": _CPU_LOSS},
+                  "train": {"batch_size": 64, "sample_every": 500, "checkpoint_every": 500, "log_every": 50}},
+        "tiny": {"model": {"base_channels": 16, "latent_resolution": 4, "loss": _CPU_LOSS},
+                 "train": {"batch_size": 32, "sample_every": 100, "checkpoint_every": 100, "grid_size": 16}},
+    } for name in ("ae", "dae")},
     "dcgan": {
         # Radford et al.: Adam 2e-4, betas (0.5, 0.999), batch 128, BN in G and D, non-saturating loss.
         "paper": {"train": {"batch_size": 128, "ema_decay": 0.999, "ema_start": 1000, "ema_every": 1,

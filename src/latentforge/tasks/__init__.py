@@ -25,6 +25,8 @@ from latentforge.utils.checkpoint import load_checkpoint
 TASKS: dict[str, str] = {
     "deae": "latentforge.tasks.deae:DeAETask",
     "dcgan": "latentforge.tasks.dcgan:DCGANTask",
+    "ae": "latentforge.tasks.autoencoder:AETask",
+    "dae": "latentforge.tasks.autoencoder:DAETask",
 }
 
 
@@ -76,5 +78,6 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
     try:
         task.load_state_dict(state, weights_only=True)
     except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}"
+                              + run.version_note()) from None
     return LoadedRun(run, cfg, task, step, info)

@@ -76,6 +76,15 @@ class DeAETask(TrainTask):
         self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
         self.loss_fn = build_reconstruction_loss(m.loss, channels).to(device) if for_training else None
 
+    @classmethod
+    def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
+        m = cfg.model
+        if m.mask_clusters <= 0:
+            return None
+        sub = f" x {m.mask_subclusters} sub-clusters" if m.mask_subclusters > 0 else ""
+        return (f"patterns: k-means of {n_images:,} images into {m.mask_clusters} clusters{sub} for the pattern code "
+                f"(once per run, before the first step)")
+
     def _optimizer(self) -> tuple[torch.optim.Optimizer, list[float]]:
         """AdamW over (shift MLP, decoder and the rest, encoder) with their lr scales. The encoder only gets a group
         of its own when its scale differs from 1, so checkpoints of two-group runs stay loadable."""

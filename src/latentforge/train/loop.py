@@ -18,13 +18,15 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from latentforge.data.dataset import ImageDataset
+from latentforge._version import __version__
 from latentforge.config import RunConfig
+from latentforge.data.dataset import ImageDataset
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
 from latentforge.utils.images import save_grid
+from latentforge.utils.memory import peak_memory_mib
 
 
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
@@ -101,7 +103,8 @@ class Trainer:
         try:
             self.task.load_state_dict(state)
         except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}"
+                                  + self.run.version_note()) from None
         self.run.truncate_metrics(step)
         return int(state["step"])
 
@@ -113,6 +116,7 @@ class Trainer:
         start = self.restore() if resume else 0
         if resume:  # accepted: only now may the run's config change (a refused resume leaves the folder as it was)
             task.cfg.save(self.run.config_path)
+            self.run.open_events(purge_step=start + 1)
         else:
             self.run.write_info(self._info())
         end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
@@ -168,10 +172,15 @@ class Trainer:
         return self._finish(FitResult(step, time.perf_counter() - t0, last, state=state))
 
     def _finish(self, fit: FitResult) -> FitResult:
-        """run.json says how the run stands: state, step, and the training time summed over sessions."""
+        """run.json says how the run stands: state, step, the training time summed over sessions, and the peak memory
+        of the largest session."""
+        self.run.close_events()
         info = self.run.read_info()
+        peak, kind = peak_memory_mib(self.task.device)
+        memory = {} if peak is None else {"peak_memory_mib": round(max(peak, info.get("peak_memory_mib") or 0.0), 1),
+                                          "peak_memory_kind": kind}
         self.run.update_info(state=fit.state, step=fit.step, sessions=info.get("sessions", 0) + 1,
-                             duration_s=round(info.get("duration_s", 0.0) + fit.seconds, 2),
+                             duration_s=round(info.get("duration_s", 0.0) + fit.seconds, 2), **memory,
                              updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         return fit
 
@@ -195,7 +204,7 @@ class Trainer:
             "device": str(self.task.device),
             "batch_size": self.loader.batch_size,
             "steps_per_epoch": self.loader.steps_per_epoch,
-            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "versions": {"latentforge": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "threads": torch.get_num_threads(),
         }
 

@@ -3,6 +3,7 @@
     RUNDIR/config.yaml            typed config (RunConfig), round-trips
     RUNDIR/run.json               what was resolved at start: dataset, loss network, device, versions
     RUNDIR/metrics.jsonl          one JSON object per log interval (and evaluations later)
+    RUNDIR/events.out.tfevents.*  the same numbers for TensorBoard (train/, diagnostic/, eval/ scalars)
     RUNDIR/checkpoints/step_XXXXXXX.safetensors (+ .json)
     RUNDIR/samples/step_XXXXXXX.png
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from latentforge.config import RunConfig
 from latentforge.errors import CheckpointError
+from latentforge.train.events import EventLog
 
 _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 
@@ -23,6 +25,7 @@ _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 class RunDir:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.events: EventLog | None = None
 
     config_path = property(lambda self: self.root / "config.yaml")
     metrics_path = property(lambda self: self.root / "metrics.jsonl")
@@ -68,6 +71,18 @@ class RunDir:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+        if self.events is None:
+            self.events = EventLog(self.root)
+        self.events.write(record)
+
+    def open_events(self, purge_step: int | None = None) -> None:
+        """Start this session's event file; on resume, events after `purge_step` are purged (see EventLog)."""
+        self.close_events()
+        self.events = EventLog(self.root, purge_step)
+
+    def close_events(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
@@ -91,3 +106,15 @@ class RunDir:
 
     def read_info(self) -> dict[str, Any]:
         return json.loads(self.info_path.read_text()) if self.info_path.is_file() else {}
+
+    def version_note(self) -> str:
+        """When the run was written by another latentforge version: say so, since that explains most checkpoints
+        that no longer fit."""
+        from latentforge._version import __version__
+
+        written = self.read_info().get("versions", {}).get("latentforge")
+        if written == __version__:
+            return ""
+        by = f"latentforge {written}" if written else "a latentforge older than 0.1.0 (it did not record its version)"
+        return (f" (this run folder was written by {by}; this is {__version__}: sample and evaluate it with the "
+                f"version that wrote it, or retrain)")

@@ -86,6 +86,12 @@ class TrainTask(ABC):
         """n new images in [-1, 1], reproducible from seed. `bn` ('batch' | 'running') overrides the config's
         batch-norm statistics for models with batch norm in their generator."""
 
+    @classmethod
+    def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
+        """A line to print before the task is built when building it takes a while (fitting something to the
+        data), so a person does not face a silent pause. Default: none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Facts about this task worth recording in run.json (parameter counts, loss networks)."""
         return {"parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules().items()}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,15 +33,24 @@ def ensure_writable(folder: Path, what: str) -> Path:
     return folder
 
 
-def save_npz_atomic(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
+def _write_atomic(path: Path, write: Any) -> None:
+    """`write(binary file)` into a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(f, **arrays)
-        os.chmod(tmp, umask_mode())  # mkstemp makes it 0600; the cache may be shared
+            write(f)
+        os.chmod(tmp, umask_mode())  # mkstemp makes it 0600; caches and run folders may be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_npz_atomic(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
+    _write_atomic(path, lambda f: (np.savez_compressed if compressed else np.savez)(f, **arrays))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
