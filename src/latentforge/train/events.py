@@ -4,6 +4,7 @@ metrics.jsonl stays the record of truth; the event files mirror its numbers as `
 from __future__ import annotations
 
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ class EventLog:
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            # purge_step: a resumed run's events past its checkpoint are hidden, as metrics.jsonl is truncated
-            self._writer = SummaryWriter(str(self.folder), purge_step=self.purge_step, flush_secs=10)
+            # purge_step: a resumed run's events past its checkpoint are hidden, as metrics.jsonl is truncated.
+            # The suffix keeps two sessions that start within one second (the name has a 1-s timestamp) apart.
+            self._writer = SummaryWriter(str(self.folder), purge_step=self.purge_step, flush_secs=10,
+                                         filename_suffix=f".{uuid.uuid4().hex[:8]}")
         return self._writer
 
     def write(self, record: dict[str, Any]) -> None:
