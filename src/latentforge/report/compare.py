@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from latentforge.report.records import RunRecord
-from latentforge.report.stability import run_stability
 
 
 @dataclass(frozen=True)
@@ -32,13 +31,8 @@ def _eval(key: str) -> Callable[[RunRecord], Any]:
     return lambda r: (r.last_eval or {}).get(key)
 
 
-def _median_img_s(r: RunRecord) -> float | None:
-    values = sorted(row["img_per_s"] for row in r.train if row.get("img_per_s"))
-    return values[len(values) // 2] if values else None
-
-
 def _stab(loss: str, key: str) -> Callable[[RunRecord], Any]:
-    return lambda r: run_stability(r.train).get(loss, {}).get(key)
+    return lambda r: r.stability.get(loss, {}).get(key)
 
 
 def _last_diag(key: str) -> Callable[[RunRecord], Any]:
@@ -56,7 +50,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("parameters", "params", "M", ".3g", lambda r: sum(r.parameters.values()) / 1e6 if r.parameters else None),
     Column("step", "steps", "", "d", lambda r: r.info.get("step")),
     Column("train_seconds", "train time", "s", ".0f", lambda r: r.info.get("duration_s")),
-    Column("img_per_s", "speed", "img/s", ".0f", _median_img_s),
+    Column("img_per_s", "speed", "img/s", ".0f", lambda r: r.median_img_per_s),
     Column("peak_memory_mib", "peak mem", "MiB", ".0f", lambda r: r.info.get("peak_memory_mib")),
     Column("device", "device", "", "", lambda r: r.info.get("device")),
     Column("fid", "FID", "", ".2f", _eval("fid"), True),

@@ -24,7 +24,6 @@ from latentforge.errors import LatentforgeError
 from latentforge.report import figures
 from latentforge.report.compare import compare_rows, render_table
 from latentforge.report.records import RunRecord, SweepRecord, is_run, is_sweep, read_run, read_sweep
-from latentforge.report.stability import run_stability
 
 MAX_GRIDS = 8
 STYLE = """
@@ -61,12 +60,9 @@ def _cell(v: Any) -> str:
 
 
 def _grid_png(images: Any, nrow: int) -> bytes:
-    from PIL import Image
-
-    from latentforge.utils.images import make_grid
-    arr = make_grid(images, nrow=nrow)
+    from latentforge.utils.images import make_grid, to_pil
     buf = io.BytesIO()
-    Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(buf, format="PNG")
+    to_pil(make_grid(images, nrow=nrow)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -126,10 +122,9 @@ def _metrics_section(rec: RunRecord) -> str:
 
 def _cost_section(rec: RunRecord) -> str:
     info = rec.info
-    speeds = sorted(r["img_per_s"] for r in rec.train if r.get("img_per_s"))
     rows = [["training time", info.get("duration_s"), "s, summed over sessions"],
             ["sessions", info.get("sessions"), ""],
-            ["speed (median)", speeds[len(speeds) // 2] if speeds else None, "img/s"],
+            ["speed (median)", rec.median_img_per_s, "img/s"],
             ["peak memory", info.get("peak_memory_mib"), f"MiB ({info.get('peak_memory_kind', 'not recorded')})"],
             ["device", info.get("device"), f"{info.get('threads')} threads"],
             ["batch", info.get("batch_size"), f"{info.get('steps_per_epoch')} steps per epoch"]]
@@ -140,7 +135,7 @@ def _cost_section(rec: RunRecord) -> str:
 
 
 def _stability_section(rec: RunRecord) -> str:
-    stab = run_stability(rec.train)
+    stab = rec.stability
     if not stab:
         return "<p class='muted'>No losses logged.</p>"
     rows = [[k, None if s["relative_wobble"] is None else 100 * s["relative_wobble"], s["spikes"],

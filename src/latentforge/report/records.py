@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,17 @@ class RunRecord:
     @property
     def last_summary(self) -> dict[str, Any]:
         return self.summaries[-1] if self.summaries else {}
+
+    @property
+    def median_img_per_s(self) -> float | None:
+        values = sorted(row["img_per_s"] for row in self.train if row.get("img_per_s"))
+        return values[len(values) // 2] if values else None
+
+    @cached_property
+    def stability(self) -> dict[str, dict[str, Any]]:
+        """`run_stability` of the logged losses, computed once (the table and the page both read it)."""
+        from latentforge.report.stability import run_stability
+        return run_stability(self.train)
 
     def eval_grid(self, record: dict[str, Any]) -> Path | None:
         """The nearest-training-neighbour grid written by that evaluation, if it is still there."""

@@ -30,11 +30,16 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, pad_v
     return grid
 
 
+def to_pil(array: np.ndarray) -> Image.Image:
+    """A uint8 (H, W, 1|3) array as a grey or RGB Pillow image."""
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
 def save_png(array: np.ndarray, path: Path) -> None:
     """Atomic PNG write of a uint8 (H, W, 1|3) array."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    img = to_pil(array)
     tmp = path.with_name(path.name + ".tmp")
     img.save(tmp, format="PNG")
     os.replace(tmp, path)
