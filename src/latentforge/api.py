@@ -81,8 +81,8 @@ def train(
     ensure_writable(default_cache_dir(), "the dataset and feature cache (set LATENTFORGE_CACHE to a writable folder)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    dataset = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
+    cfg, dataset = task_class(cfg.model_type).prepare(cfg, progress=progress)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     note = task_class(cfg.model_type).setup_note(cfg, len(dataset))
     if note and progress:

@@ -13,7 +13,7 @@ from latentforge.errors import LatentforgeError
 from latentforge.utils.io import ensure_writable
 
 # = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
-MODELS = ("deae", "dcgan", "ae", "dae")
+MODELS = ("deae", "dcgan", "ae", "dae", "prior")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,9 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser = functools.partial(sub.add_parser, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     t = sub.add_parser("train", help="train a model into a run folder", epilog=_example(
-        "latentforge train deae --data digits --preset cpu16 --steps 3000 --out runs/deae-digits"))
+        "latentforge train deae --data digits --preset cpu16 --steps 3000 --out runs/deae-digits\n"
+        "  latentforge train dae --data emoji --preset cpu --steps 2000 --out runs/dae-emoji\n"
+        "  latentforge train prior --from runs/dae-emoji --steps 2000 --out runs/prior-emoji"))
     t.add_argument("model", choices=MODELS, help="model to train")
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
+    t.add_argument("--from", dest="from_run", metavar="RUNDIR",
+                   help="the run this model builds on (prior: the autoencoder whose latents it learns; its data too)")
     t.add_argument("--steps", type=POSITIVE, help="total optimizer steps (default: the preset's)")
     t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     t.add_argument("--preset", help=_preset_help())
@@ -168,9 +172,17 @@ def _parse_indices(text: str) -> list[int]:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from latentforge.api import train
+    from latentforge.config import config_keys
 
+    overrides = a.overrides
+    if a.from_run:
+        if "model.source.run" not in config_keys(a.model):
+            raise LatentforgeError(f"--from is for models that build on another run (prior), not {a.model}")
+        if a.data:
+            raise LatentforgeError("--data cannot be combined with --from: the model uses its source run's data")
+        overrides = [f"model.source.run={a.from_run}", *overrides]
     res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
-                overrides=a.overrides, resume=a.resume, progress=not a.no_progress)
+                overrides=overrides, resume=a.resume, progress=not a.no_progress)
     samples = sorted((res.run_dir / "samples").glob("step_*.png"))
     print(json.dumps({k: v for k, v in res.summary.items() if k != "kind"}, indent=2))
     if samples:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, Strict
+from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, RunRef, Strict
 
 
 class DeAEConfig(Strict):
@@ -73,4 +73,23 @@ class DAEConfig(AEConfig):
     stage2_start: float = Field(0.5, gt=0, lt=1)  # share of the steps spent in stage 1
 
 
-MODEL_CONFIGS: dict[str, type[Strict]] = {"deae": DeAEConfig, "dcgan": DCGANConfig, "ae": AEConfig, "dae": DAEConfig}
+class PriorConfig(Strict):
+    """Diffusion prior on the frozen latents of a trained autoencoder run (`ae` or `dae`): a diffusers UNet2DModel
+    trained with the DDPM objective on the cached latents (scaled to unit standard deviation), sampled with DDIM
+    (or ancestral DDPM) and decoded by the source run's decoder."""
+
+    source: RunRef = RunRef()
+    widths: tuple[int, ...] = (128, 256)  # UNet channels per resolution level (the latent is halved between levels)
+    layers_per_block: int = Field(2, ge=1)
+    attention: bool = True  # self-attention blocks on the lowest-resolution level
+    train_timesteps: int = Field(1000, ge=10)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    prediction: Literal["epsilon", "v_prediction"] = "epsilon"
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+    sample_steps: int = Field(50, ge=1)  # DDIM steps (ddpm: denoising steps, evenly spaced)
+    eta: float = Field(0.0, ge=0, le=1)  # DDIM stochasticity: 0 deterministic, 1 DDPM-like
+    optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.9, 0.999))
+
+
+MODEL_CONFIGS: dict[str, type[Strict]] = {"deae": DeAEConfig, "dcgan": DCGANConfig, "ae": AEConfig, "dae": DAEConfig,
+                                          "prior": PriorConfig}

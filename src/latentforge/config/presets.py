@@ -40,6 +40,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": {"model": {"base_channels": 16, "latent_resolution": 4, "loss": _CPU_LOSS},
                  "train": {"batch_size": 32, "sample_every": 100, "checkpoint_every": 100, "grid_size": 16}},
     } for name in ("ae", "dae")},
+    # The latent diffusion prior: `paper` is a small LDM-style UNet for 8x8 latents; the CPU presets shrink it.
+    "prior": {
+        "paper": {"train": {"steps": 20000, "batch_size": 128, "ema_decay": 0.9999, "ema_start": 500, "ema_every": 1,
+                            "sample_every": 2000, "checkpoint_every": 2000}},
+        "cpu": {"model": {"widths": (32, 64), "sample_steps": 25, "optim": {"lr": 1e-3}},
+                "train": {"batch_size": 64, "ema_decay": 0.999, "ema_start": 100, "ema_every": 1,
+                          "sample_every": 250, "checkpoint_every": 250, "log_every": 25}},
+        "tiny": {"model": {"widths": (16, 32), "layers_per_block": 1, "sample_steps": 8, "optim": {"lr": 1e-3}},
+                 "train": {"batch_size": 32, "ema_decay": 0.99, "ema_start": 10, "ema_every": 1,
+                           "sample_every": 100, "checkpoint_every": 100, "grid_size": 16}},
+    },
     "dcgan": {
         # Radford et al.: Adam 2e-4, betas (0.5, 0.999), batch 128, BN in G and D, non-saturating loss.
         "paper": {"train": {"batch_size": 128, "ema_decay": 0.999, "ema_start": 1000, "ema_every": 1,

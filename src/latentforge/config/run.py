@@ -12,12 +12,13 @@ import yaml
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from latentforge.config.model_configs import MODEL_CONFIGS, AEConfig, DAEConfig, DCGANConfig, DeAEConfig
+from latentforge.config.model_configs import (MODEL_CONFIGS, AEConfig, DAEConfig, DCGANConfig, DeAEConfig,
+                                              PriorConfig)
 from latentforge.config.presets import PRESETS
 from latentforge.config.sections import DataConfig, Strict, TrainConfig
 from latentforge.errors import ConfigError
 
-ModelConfig = Union[DeAEConfig, DCGANConfig, DAEConfig, AEConfig]
+ModelConfig = Union[DeAEConfig, DCGANConfig, DAEConfig, AEConfig, PriorConfig]
 _LEGACY_DEAE_OPTIM = ("lr", "betas", "weight_decay", "wd_ramp_fraction")
 
 

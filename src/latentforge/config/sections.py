@@ -82,6 +82,17 @@ class LatentConfig(Strict):
     deae_run: Optional[str] = None  # run folder of a trained DeAE on the same data (kind=deae)
 
 
+class RunRef(Strict):
+    """A module of another run folder that this run builds on (a prior on an autoencoder's encoder). Resolved when
+    the run is built: `step` None means the latest checkpoint and is then pinned in this run's config, and the
+    checkpoint file's hash is recorded in run.json, so the run always rebuilds on the same weights."""
+
+    run: str = ""  # run folder
+    module: str = "encoder"  # a module name of that run's model (its run.json lists them under task.parameters)
+    step: Optional[NonNegativeInt] = None
+    ema: bool = False  # the module's EMA copy instead of its raw weights
+
+
 class TrainConfig(Strict):
     """The loop's settings, shared by every model: budget, batch, EMA schedule, device, bookkeeping."""
 

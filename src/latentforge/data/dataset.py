@@ -81,6 +81,7 @@ class ImageDataset:
     fingerprint: str  # of source + preprocessing + split: keys caches of anything computed from these images
     class_names: list[str]
     source: str
+    kind: str = "images"  # (the TrainingData protocol: what one example is)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -103,7 +104,7 @@ class ImageDataset:
         return self.images[torch.as_tensor(index, dtype=torch.long)].float().div(127.5).sub(1.0)
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "split": self.split, "count": len(self), "channels": self.channels,
+        return {"kind": self.kind, "name": self.name, "split": self.split, "count": len(self), "channels": self.channels,
                 "resolution": self.resolution, "fingerprint": self.fingerprint, "source": self.source,
                 "classes": len(self.class_names)}
 

@@ -27,6 +27,14 @@ class Column:
     network_bound: bool = False  # a generation metric: one column per feature network
 
 
+def _data_label(d: dict[str, Any]) -> str:
+    """'emoji 32px', or for a prior 'emoji latents 4x8x8' (its training data are an encoder's latents)."""
+    if d.get("kind") == "latents":
+        side = d.get("resolution", "?")
+        return f"{d.get('name', '?')} latents {d.get('channels', '?')}x{side}x{side}"
+    return f"{d.get('name', '?')} {d.get('resolution', '?')}px"
+
+
 def _eval(key: str) -> Callable[[RunRecord], Any]:
     return lambda r: (r.last_eval or {}).get(key)
 
@@ -45,8 +53,7 @@ def _last_diag(key: str) -> Callable[[RunRecord], Any]:
 
 COLUMNS: tuple[Column, ...] = (
     Column("model", "model", "", "", lambda r: r.model_type),
-    Column("data", "data", "", "", lambda r: "{name} {resolution}px".format(**{"name": "?", "resolution": "?",
-                                                                                **r.info.get("dataset", {})})),
+    Column("data", "data", "", "", lambda r: _data_label(r.info.get("dataset", {}))),
     Column("parameters", "params", "M", ".3g", lambda r: sum(r.parameters.values()) / 1e6 if r.parameters else None),
     Column("step", "steps", "", "d", lambda r: r.info.get("step")),
     Column("train_seconds", "train time", "s", ".0f", lambda r: r.info.get("duration_s")),

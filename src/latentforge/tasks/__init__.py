@@ -27,6 +27,7 @@ TASKS: dict[str, str] = {
     "dcgan": "latentforge.tasks.dcgan:DCGANTask",
     "ae": "latentforge.tasks.autoencoder:AETask",
     "dae": "latentforge.tasks.autoencoder:DAETask",
+    "prior": "latentforge.tasks.prior:PriorTask",
 }
 
 

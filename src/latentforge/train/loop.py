@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from latentforge._version import __version__
 from latentforge.config import RunConfig
-from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
@@ -53,7 +53,7 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
 class EpochLoader:
     """Batches by step number: step s lies in epoch s // steps_per_epoch, at a fixed place in that epoch's order."""
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, dataset: TrainingData, batch_size: int, seed: int, device: torch.device):
         self.dataset, self.seed, self.device = dataset, seed, device
         self.batch_size = min(batch_size, len(dataset))
         self.steps_per_epoch = len(dataset) // self.batch_size
@@ -79,7 +79,7 @@ class FitResult:
 
 
 class Trainer:
-    def __init__(self, task: TrainTask, dataset: ImageDataset, run: RunDir, progress: bool = True):
+    def __init__(self, task: TrainTask, dataset: TrainingData, run: RunDir, progress: bool = True):
         self.task, self.dataset, self.run = task, dataset, run
         self.cfg = task.cfg.train
         self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device)
@@ -228,7 +228,7 @@ class ProgressReport:
         params = sum(p.numel() for m in t.modules().values() for p in m.parameters())
         what = f"resuming {cfg.model_type} at step {self.start:,}" if self.start else f"training {cfg.model_type}"
         print(f"{what} ({params / 1e6:.2f}M parameters, preset {cfg.preset}) on "
-              f"{t.device} with {torch.get_num_threads()} threads; data {ds.name} ({len(ds):,} {ds.split} images, "
+              f"{t.device} with {torch.get_num_threads()} threads; data {ds.name} ({len(ds):,} {ds.split} {ds.kind}, "
               f"{ds.resolution}x{ds.resolution}x{ds.channels}); {cfg.train.steps:,} steps of batch "
               f"{self.trainer.loader.batch_size}", flush=True)
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from latentforge.config import RunConfig
 from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import TrainingData
 from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours
 from latentforge.train.ema import EMA
 from latentforge.utils.rng import step_generator  # noqa: F401  (tasks import it from here)
@@ -36,7 +37,7 @@ def apply_schedule(opt: torch.optim.Optimizer, oc: Any, step: int, total_steps: 
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # float in [-1, 1], on the task's device
+    images: torch.Tensor  # the training data's batch on the task's device: images in [-1, 1] (or a prior's latents)
     index: torch.Tensor  # dataset indices (int64, CPU): per-example identities such as DeAE patterns
     epoch: int
     step: int  # 0-based index of the optimizer step this batch feeds
@@ -52,7 +53,7 @@ class DataShape:
     count: int
 
     @classmethod
-    def of(cls, dataset: ImageDataset) -> "DataShape":
+    def of(cls, dataset: TrainingData) -> "DataShape":
         return cls(dataset.channels, dataset.resolution, len(dataset))
 
     @classmethod
@@ -85,6 +86,14 @@ class TrainTask(ABC):
     def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: str | None = None) -> torch.Tensor:
         """n new images in [-1, 1], reproducible from seed. `bn` ('batch' | 'running') overrides the config's
         batch-norm statistics for models with batch norm in their generator."""
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig, progress: bool = True) -> tuple[RunConfig, TrainingData]:
+        """The data this model trains on, and its config with anything resolved on the way pinned (a run it
+        builds on, fixed to a step). Default: the images `cfg.data` names, config unchanged."""
+        from latentforge.data.dataset import load_dataset
+
+        return cfg, load_dataset(cfg.data)
 
     @classmethod
     def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
@@ -143,6 +152,15 @@ class Reconstructs(Protocol):
     """Models that can decode training example i from what identifies it (DeAE: its own pattern)."""
 
     def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class EncodesImages(Protocol):
+    """Autoencoders: images to latents and back, so a prior can be trained on their latents and decoded by them."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -1,0 +1,32 @@
+"""What the training loop needs from its data, whatever the data is: images from a folder, or latents that an
+encoder made from them (a prior trains on those). Two implementations: `ImageDataset` and `LatentDataset`."""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@runtime_checkable
+class TrainingData(Protocol):
+    name: str
+    split: str
+    fingerprint: str  # keys every cache of anything computed from this data
+
+    @property
+    def kind(self) -> str:
+        """'images' or 'latents': what one example is, in words for the start line and run.json."""
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def resolution(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def get(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
+        """A float batch (N, C, H, W): images in [-1, 1], or latents as the encoder gave them."""
+
+    def describe(self) -> dict[str, Any]: ...
