@@ -5,6 +5,7 @@ import torch
 
 import latentforge
 from latentforge.config import LatentConfig
+from latentforge.data import load_dataset
 from latentforge.latents import make_latent
 from latentforge.latents.base import Normalizer, fixed_projection
 from latentforge.latents.samplers import EmpiricalSampler, GMMSampler
@@ -113,3 +114,29 @@ def test_deae_latent_gan(tmp_path):
     with pytest.raises(latentforge.ConfigError, match="deae_run"):
         latentforge.train("dcgan", data="digits", steps=1, out=tmp_path / "x", preset="tiny", progress=False,
                           overrides=GAN + ["model.latent.kind=deae"])
+
+
+def test_dae_latent_gan_samples_the_autoencoders_latents(tmp_path):
+    """kind=dae: the training images' latents under a trained autoencoder, flattened, drawn by the sampler."""
+    dae = tmp_path / "dae"
+    latentforge.train("dae", data="digits", steps=4, out=dae, preset="tiny", progress=False,
+                      overrides=["data.resolution=16", "data.limit=64", "train.batch_size=16"])
+    out = tmp_path / "gan"
+    latentforge.train("dcgan", data="digits", steps=3, out=out, preset="tiny", progress=False,
+                      overrides=GAN + ["data.limit=64", "model.latent.kind=dae", f"model.latent.dae_run={dae}",
+                                       "model.latent.dim=null", "model.latent.sampler=empirical",
+                                       "model.latent.sigma=0"])
+    task = load_run(out).task
+    desc = task.describe()["latent"]
+    assert desc["kind"] == "dae" and desc["feature_dim"] == 4 * 4 * 4 and task.G.latent_dim == 64
+    assert desc["network"].startswith("dae-encoder@") and desc["network_info"]["step"] == 4
+    # sigma 0: the empirical sampler replays the (standardised) training latents exactly
+    codes = load_run(dae).task.encode(load_dataset(task.cfg.data).get(torch.arange(64))).flatten(1)
+    z = task.latent.sample(20, _g())
+    codes_n = (codes - codes.mean(0)) / codes.std(0)
+    dist = torch.cdist(z, codes_n, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert float(dist.max()) < 1e-3
+    assert task.sample(5, seed=0).shape == (5, 1, 16, 16)
+    with pytest.raises(latentforge.ConfigError, match="dae_run"):
+        latentforge.train("dcgan", data="digits", steps=1, out=tmp_path / "x", preset="tiny", progress=False,
+                          overrides=GAN + ["model.latent.kind=dae"])

@@ -101,3 +101,16 @@ def test_sweep_cli_rejects_bad_input(tmp_path, capsys):
     assert "unknown latent(s) vae" in capsys.readouterr().err
     assert main(["sweep", "--out", str(tmp_path / "y"), "--collect"]) == 2
     assert "holds no sweep" in capsys.readouterr().err
+
+
+def test_sweep_dae_latent_cells_use_the_given_autoencoder(tmp_path):
+    import latentforge
+
+    dae = tmp_path / "dae"
+    latentforge.train("dae", data="digits", steps=4, out=dae, preset="tiny", progress=False,
+                      overrides=["data.resolution=16", "data.limit=256", "train.batch_size=16"])
+    summary = Sweep(tmp_path / "sweep", _spec(latents=["dae"], widths=[0.25], dae_run=str(dae)), progress=False).run()
+    (cell,) = summary["cells"]
+    assert cell["status"] == "done" and cell["latent_info"]["kind"] == "dae"
+    assert cell["latent_info"]["feature_dim"] == 64 and cell["latent_info"]["network"].startswith("dae-encoder@")
+    assert not (tmp_path / "sweep" / "dae").exists()  # the given run was used, none trained

@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "--widths 0.125,0.25,0.5,1 --steps 2000 --out sweeps/emoji"))
     w.add_argument("--out", required=True, help="sweep folder (created, or continued where it stopped)")
     w.add_argument("--data", help="built-in dataset name or a folder / .npy / .npz")
-    w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae")
+    w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae, dae")
     w.add_argument("--widths", default="0.125,0.25,0.5,1,2", help="generator width multipliers, comma list")
     w.add_argument("--seeds", type=POSITIVE, default=1, help="number of seeds per cell (seeds 0..N-1)")
     w.add_argument("--steps", type=POSITIVE, help="training steps of every cell (the equal budget)")
@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--eps", help="comma list of thresholds (default: quartiles of the measured curves)")
     w.add_argument("--deae-run", help="a trained DeAE run for the deae latent (default: train one in OUT/deae)")
     w.add_argument("--deae-steps", type=POSITIVE, default=3000, help="budget of that DeAE run (cpu preset)")
+    w.add_argument("--dae-run", help="a trained autoencoder run (dae or ae) for the dae latent "
+                                     "(default: train a DAE in OUT/dae)")
+    w.add_argument("--dae-steps", type=POSITIVE, default=2000, help="budget of that DAE run (cpu preset)")
     w.add_argument("--collect", action="store_true", help="only gather finished cells into sweep.json and the plot")
     w.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -347,7 +350,8 @@ def _cmd_sweep(a: argparse.Namespace) -> None:
         spec = SweepSpec(data=a.data, latents=[x.strip() for x in a.latents.split(",") if x.strip()],
                          widths=_floats(a.widths, "--widths"), seeds=list(range(a.seeds)), steps=a.steps,
                          preset=a.preset, overrides=a.overrides, eval_n=a.eval_n, metric=a.metric,
-                         eps=_floats(a.eps, "--eps") if a.eps else [], deae_run=a.deae_run, deae_steps=a.deae_steps)
+                         eps=_floats(a.eps, "--eps") if a.eps else [], deae_run=a.deae_run, deae_steps=a.deae_steps,
+                         dae_run=a.dae_run, dae_steps=a.dae_steps)
         summary = Sweep(Path(a.out), spec, progress=not a.no_progress).run()
     _print_sweep(summary)
     print(f"sweep folder: {a.out}  (sweep.json{', ' + summary['plot'] if 'plot' in summary else ''})")

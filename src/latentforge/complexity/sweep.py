@@ -4,6 +4,7 @@ each quality-vs-parameters curve (`complexity.ceps`).
 
     DIR/sweep.yaml                 the sweep's settings (a rerun must match them, so cells stay comparable)
     DIR/deae/                      the DeAE run whose encoder is the `deae` latent (unless --deae-run is given)
+    DIR/dae/                       the Decoupled Autoencoder whose latents are the `dae` latent (unless --dae-run)
     DIR/cells/<latent>-w<width>-s<seed>/   one run folder per cell
     DIR/sweep.json                 every cell (latent, width, parameters, wall time, metrics, feature networks),
                                    the C_eps / AUC table per threshold
@@ -32,7 +33,8 @@ from latentforge.errors import ConfigError, LatentforgeError
 from latentforge.train.run_dir import RunDir
 
 SCHEMA_VERSION = 1
-LATENTS = ("gaussian", "uniform", "ssl", "deae")
+LATENTS = ("gaussian", "uniform", "ssl", "deae", "dae")
+SOURCE_LATENTS = ("deae", "dae")  # latents learned by another model of the toolkit: the sweep trains it first
 METRICS = ("fid", "kid")  # lower is better: what C_eps can be read from
 
 
@@ -51,6 +53,9 @@ class SweepSpec:
     deae_run: str | None = None
     deae_steps: int = 3000
     deae_preset: str | None = None  # None: the DeAE CPU preset for the cells' resolution (cpu16 or cpu)
+    dae_run: str | None = None
+    dae_steps: int = 2000
+    dae_preset: str | None = None  # None: the DAE CPU preset for the cells' resolution (cpu16 or cpu)
     feature_net_steps: int | None = None  # None: the feature network's own default
 
     def check(self) -> None:
@@ -98,8 +103,9 @@ class Sweep:
         if path.is_file():
             saved = yaml.safe_load(path.read_text()) or {}
             fixed = ("data", "steps", "preset", "overrides", "eval_n", "feature_net_steps")
-            if "deae" in saved.get("latents", []):  # the DeAE behind existing deae cells may not change either
-                fixed += ("deae_run", "deae_steps", "deae_preset")
+            for kind in SOURCE_LATENTS:  # the model behind existing deae/dae cells may not change either
+                if kind in saved.get("latents", []):
+                    fixed += (f"{kind}_run", f"{kind}_steps", f"{kind}_preset")
             diff = [k for k in fixed if saved.get(k) != mine.get(k)]
             if diff:
                 raise ConfigError(f"{self.root} holds a sweep with other settings ({', '.join(diff)}): cells would "
@@ -116,21 +122,24 @@ class Sweep:
     def run(self) -> dict[str, Any]:
         """Train and score the requested cells, then read out the whole grid of this folder."""
         whole = self._claim_folder()
-        deae_run, deae_error = None, None
-        if "deae" in self.spec.latents:
+        sources: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for kind in SOURCE_LATENTS:
+            if kind not in self.spec.latents:
+                continue
             try:
-                deae_run = self._deae_run()
+                sources[kind] = self._source_run(kind)
             except KeyboardInterrupt:
                 raise
-            except Exception as e:  # noqa: BLE001  (the deae cells fail with this error; the others go on)
-                deae_error = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
+            except Exception as e:  # noqa: BLE001  (that latent's cells fail with this error; the others go on)
+                errors[kind] = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
         cells = self._cells()
         for i, (lat, w, seed) in enumerate(cells, 1):
             self.log(f"[{i}/{len(cells)}] {cell_name(lat, w, seed)}")
-            if lat == "deae" and deae_error:
-                self._fail(self._cell_dir(lat, w, seed), f"the DeAE run for the deae latent failed: {deae_error}")
+            if lat in errors:
+                self._fail(self._cell_dir(lat, w, seed), f"the {lat} run for the {lat} latent failed: {errors[lat]}")
                 continue
-            self._cell(lat, w, seed, deae_run)
+            self._cell(lat, w, seed, sources.get(lat))
         self.spec = whole
         return self.collect()
 
@@ -146,23 +155,26 @@ class Sweep:
     def _cell_dir(self, latent: str, width: float, seed: int) -> Path:
         return self.root / "cells" / cell_name(latent, width, seed)
 
-    def _deae_run(self) -> str:
-        if self.spec.deae_run:
-            return self.spec.deae_run
-        out = self.root / "deae"
+    def _source_run(self, kind: str) -> str:
+        """The run whose encoder gives the `kind` latent (deae: a DeAE, dae: a Decoupled Autoencoder): the one
+        given with --deae-run/--dae-run, else one trained (or continued) in DIR/<kind>."""
+        given, steps = getattr(self.spec, f"{kind}_run"), getattr(self.spec, f"{kind}_steps")
+        if given:
+            return given
+        out = self.root / kind
         res_set = [o for o in self.spec.overrides if o.startswith("data.")]
-        preset = self.spec.deae_preset or _deae_preset_for(self.spec)
+        preset = getattr(self.spec, f"{kind}_preset") or _source_preset_for(self.spec, kind)
         run = RunDir(out)
-        if run.exists() and run.load_config().model_type != "deae":
-            raise ConfigError(f"{out} holds a {run.load_config().model_type} run, not the sweep's DeAE")
-        done = run.exists() and any(r.get("kind") == "summary" and r.get("step") == self.spec.deae_steps
+        if run.exists() and run.load_config().model_type != kind:
+            raise ConfigError(f"{out} holds a {run.load_config().model_type} run, not the sweep's {kind}")
+        done = run.exists() and any(r.get("kind") == "summary" and r.get("step") == steps
                                     for r in run.read_metrics())
         if not done:
-            self.log(f"training the DeAE whose encoder gives the deae latent: {out}")
+            self.log(f"training the {kind} run whose encoder gives the {kind} latent: {out}")
             resume = run.exists() and run.latest_checkpoint() is not None
             if run.exists() and not resume:  # killed before its first checkpoint: start over
                 shutil.rmtree(out)
-            res = train("deae", data=self.spec.data, steps=self.spec.deae_steps, out=out, preset=preset,
+            res = train(kind, data=self.spec.data, steps=steps, out=out, preset=preset,
                         overrides=[] if resume else res_set, resume=resume, progress=self.progress)
             if res.interrupted:
                 raise KeyboardInterrupt
@@ -176,7 +188,7 @@ class Sweep:
         cfg = build_config(self.spec.preset, None, self.spec.overrides, model_type="dcgan")
         return (cfg.model.latent.ssl_arch,)
 
-    def _cell(self, latent: str, width: float, seed: int, deae_run: str | None) -> None:
+    def _cell(self, latent: str, width: float, seed: int, source_run: str | None) -> None:
         """Train and score one cell unless it is finished; a failure is written to the cell's failed.json."""
         s = self.spec
         out = self._cell_dir(latent, width, seed)
@@ -186,8 +198,8 @@ class Sweep:
             return
         try:
             sets = [*s.overrides, f"model.width={width}", f"model.latent.kind={latent}", f"train.seed={seed}"]
-            if latent == "deae":
-                sets.append(f"model.latent.deae_run={Path(deae_run).resolve()}")
+            if latent in SOURCE_LATENTS:
+                sets.append(f"model.latent.{latent}_run={Path(source_run).resolve()}")
             latest = run.latest_checkpoint() if run.exists() else None
             if run.exists() and latest is None:  # started but never checkpointed: start over
                 shutil.rmtree(out)
@@ -259,15 +271,14 @@ class Sweep:
         return summary
 
 
-def _deae_preset_for(spec: SweepSpec) -> str:
-    """The DeAE CPU preset whose encoder depth fits the cells' resolution."""
-    from latentforge.config import build_config
-
+def _source_preset_for(spec: SweepSpec, kind: str) -> str:
+    """The CPU preset of the deae/dae model whose depth fits the cells' resolution."""
     resolution = build_config(spec.preset, None, spec.overrides, model_type="dcgan").data.resolution
     presets = {16: "cpu16", 32: "cpu"}
     if resolution not in presets:
-        raise ConfigError(f"no DeAE CPU preset for {resolution}px images: train a DeAE at this resolution "
-                          f"(`latentforge train deae --set data.resolution={resolution} ...`) and pass --deae-run")
+        raise ConfigError(f"no {kind} CPU preset for {resolution}px images: train a {kind} at this resolution "
+                          f"(`latentforge train {kind} --set data.resolution={resolution} ...`) and pass "
+                          f"--{kind}-run")
     return presets[resolution]
 
 

@@ -66,13 +66,14 @@ class LatentConfig(Strict):
     """The distribution a generator is fed (Complexity Matters: this choice decides how big the generator must be).
 
     gaussian/uniform: N(0, I) / U[-sqrt3, sqrt3] of size `dim`. ssl: SimCLR features of the training images;
-    deae: the encoder output of a trained DeAE run for fresh patterns. Data-dependent latents are normalised, then
+    deae: the encoder output of a trained DeAE run for fresh patterns; dae: the (flattened) latents of a trained
+    autoencoder run (`dae` or `ae`) for the training images, drawn by `sampler` like ssl features. Data-dependent latents are normalised, then
     sampled by `sampler` so that the generator sees *new* latents, then mapped to `dim` by a fixed projection."""
 
-    kind: Literal["gaussian", "uniform", "ssl", "deae"] = "gaussian"
+    kind: Literal["gaussian", "uniform", "ssl", "deae", "dae"] = "gaussian"
     dim: Optional[int] = 128  # generator input size; None keeps a data-dependent latent's own dimension
     normalize: Literal["none", "standardize", "whiten"] = "standardize"
-    sampler: Literal["empirical", "gmm"] = "gmm"  # ssl only: deae latents come from fresh patterns already
+    sampler: Literal["empirical", "gmm"] = "gmm"  # ssl and dae: deae latents come from fresh patterns already
     sigma: float = 0.1  # empirical sampler: Gaussian noise added to a training feature (normalised units)
     gmm_components: int = 10
     gmm_covariance: Literal["full", "diag"] = "full"
@@ -80,6 +81,7 @@ class LatentConfig(Strict):
     ssl_steps: int = 600
     ssl_seed: int = 0
     deae_run: Optional[str] = None  # run folder of a trained DeAE on the same data (kind=deae)
+    dae_run: Optional[str] = None  # run folder of a trained autoencoder (dae or ae) on the same data (kind=dae)
 
 
 class RunRef(Strict):

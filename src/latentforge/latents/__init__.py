@@ -26,10 +26,10 @@ def make_latent(cfg: LatentConfig, seed: int, deae_encoder: Callable[[int, int],
         if not cfg.dim:
             raise ConfigError(f"model.latent.dim must be set for a {cfg.kind} latent")
         return GaussianLatent(cfg.dim) if cfg.kind == "gaussian" else UniformLatent(cfg.dim)
-    if cfg.kind == "ssl":
+    if cfg.kind in ("ssl", "dae"):
         sampler = (GMMSampler(cfg.gmm_components, cfg.gmm_covariance) if cfg.sampler == "gmm"
                    else EmpiricalSampler(cfg.sigma))
-        return FeatureLatent(sampler, cfg.normalize, cfg.dim, seed)
+        return FeatureLatent(sampler, cfg.normalize, cfg.dim, seed, kind=cfg.kind)
     if deae_encoder is None:
         raise ConfigError("a deae latent needs a trained DeAE run: set model.latent.deae_run=RUNDIR")
     return EncoderLatent(deae_encoder, cfg.normalize, cfg.dim, seed, source=deae_source)
@@ -38,8 +38,9 @@ def make_latent(cfg: LatentConfig, seed: int, deae_encoder: Callable[[int, int],
 def fit_latent(latent: LatentSource, cfg: LatentConfig, train, progress: bool = True,
                device: torch.device | str = "cpu") -> None:
     """Fit a data-dependent latent on the training split `train` (an ImageDataset). SSL features come from a
-    SimCLR network trained on `train` and cached (never the evaluation network: SPEC section 4)."""
-    if isinstance(latent, FeatureLatent):
+    SimCLR network trained on `train` and cached (never the evaluation network: SPEC section 4). An autoencoder's
+    latents (kind dae) are fitted by the task that resolves the run: `FeatureLatent.fit(features, ...)`."""
+    if isinstance(latent, FeatureLatent) and latent.kind == "ssl":
         from latentforge.models.simclr import load_or_train_simclr
 
         encoder = load_or_train_simclr(train, arch=cfg.ssl_arch, steps=cfg.ssl_steps, seed=cfg.ssl_seed,

@@ -1,8 +1,9 @@
 """Data-dependent latents: features that a network learned from the data, made into a distribution a generator
 can be fed with new points of.
 
-- `FeatureLatent` (kind `ssl`): the SimCLR features of the training images, normalised, then drawn by a sampler
-  (empirical + noise, or a fitted Gaussian mixture). The feature table and fitted sampler are stored with the run.
+- `FeatureLatent` (kind `ssl`, or `dae`): features of the training images (SimCLR's, or an autoencoder's flattened
+  latents), normalised, then drawn by a sampler (empirical + noise, or a fitted Gaussian mixture). The feature
+  table and fitted sampler are stored with the run.
 - `EncoderLatent` (kind `deae`): a trained DeAE's encoder applied to fresh dropout patterns. Its sampler is the
   DeAE itself (a new pattern is a new latent); only the normalisation is fitted, on a bank of fresh latents.
 Both end with a fixed projection to the generator's input size when `dim` asks for one.
@@ -51,9 +52,9 @@ class FeatureLatent(_Projected):
     kind = "ssl"
 
     def __init__(self, sampler: EmpiricalSampler | GMMSampler, normalize: Literal["none", "standardize", "whiten"],
-                 out_dim: int | None, seed: int, network: str = ""):
+                 out_dim: int | None, seed: int, network: str = "", kind: str = "ssl"):
         super().__init__(normalize, out_dim, seed)
-        self.sampler, self.network, self.network_info = sampler, network, {}
+        self.sampler, self.network, self.network_info, self.kind = sampler, network, {}, kind
 
     def fit(self, features: torch.Tensor, network: str = "", network_info: dict | None = None) -> None:
         """features: (N, D) of the training images, by the network named `network`."""

@@ -67,9 +67,12 @@ class DCGANTask(TrainTask):
         if lc.kind == "deae":
             encoder, source = _deae_encoder(lc.deae_run, self.shape, self.device, deae_step, dataset)
         latent = make_latent(lc, seed, encoder, source)
-        if dataset is not None and lc.kind in ("ssl", "deae"):
+        if dataset is not None and lc.kind in ("ssl", "deae", "dae"):
             with torch.random.fork_rng(devices=[]):
-                fit_latent(latent, lc, dataset, device=self.device)
+                if lc.kind == "dae":
+                    latent.fit(*_autoencoder_features(lc.dae_run, self.shape, self.device, dataset))
+                else:
+                    fit_latent(latent, lc, dataset, device=self.device)
         return latent
 
     # --- TrainTask ----------------------------------------------------------------------------------------------
@@ -174,6 +177,28 @@ class DCGANTask(TrainTask):
         path = (za[:, None] + (zb - za)[:, None] * t[None, :, None]).reshape(n, -1)
         fill = z[2 * pairs:]  # fresh latents that fill the last batch, so every chunk has full-batch statistics
         return self._decode(torch.cat([path, fill]), n, use_ema, bn)
+
+
+def _autoencoder_features(run_dir: str | None, shape: DataShape, device: torch.device, dataset: ImageDataset
+                          ) -> tuple[torch.Tensor, str, dict[str, Any]]:
+    """The training images' latents under a trained autoencoder run (dae or ae), flattened to (N, D), from the
+    latent cache; with the name and record of the encoder they came from."""
+    from latentforge.config import RunRef
+    from latentforge.data.latent_cache import cached_latents
+    from latentforge.tasks.references import resolve_reference
+    from latentforge.train.task import EncodesImages
+
+    if not run_dir:
+        raise ConfigError("a dae latent needs a trained autoencoder run: set model.latent.dae_run=RUNDIR")
+    resolved = resolve_reference(RunRef(run=run_dir), device, "model.latent.dae_run",
+                                 ability=(EncodesImages, "an autoencoder run (dae or ae)"))
+    theirs = resolved.task.shape
+    if (theirs.channels, theirs.resolution) != (shape.channels, shape.resolution):
+        raise ConfigError(f"the autoencoder run {run_dir} was trained on {theirs.channels}x{theirs.resolution}px "
+                          f"images, this run uses {shape.channels}x{shape.resolution}")
+    latents = cached_latents(dataset, resolved.task.encode, resolved.record)
+    label = f"{resolved.record['model_type']}-encoder@{resolved.record['sha256'][:12]}"
+    return latents.latents.flatten(1), label, resolved.record
 
 
 def _deae_encoder(run_dir: str | None, shape: DataShape, device: torch.device, step: int | None,
