@@ -20,15 +20,15 @@ the winners by the clock on the CPU). Runs go `--jobs` at a time, each in its ow
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _workers import run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_plateau.json"
 EVAL_KEYS = ("fid", "kid", "precision", "recall", "coverage", "diversity_ratio", "distinct_fraction")
@@ -150,27 +150,6 @@ def _planned_steps(dataset: str, variant: str, budget: float, threads: int) -> i
     return int(25 / max(times[30] - times[5], 1e-6) * budget * 1.15) + 10
 
 
-_WORKERS: set[subprocess.Popen] = set()
-
-
-def run_one(argv: list[str]) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    _WORKERS.add(proc)
-    out, err = proc.communicate()
-    _WORKERS.discard(proc)
-    if proc.returncode != 0:
-        return {"error": err[-2000:], "argv": argv}
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _stop_workers(*_: object) -> None:
-    """A stopped sweep (Ctrl-C, `timeout`) must not leave its workers training: they would skew what runs next."""
-    for proc in list(_WORKERS):
-        proc.kill()
-    os._exit(130)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="emoji,mnist")
@@ -207,11 +186,7 @@ def main() -> None:
     run_root = args.runs or tempfile.mkdtemp(prefix="deae_plateau_")
     load0, t0 = os.getloadavg(), time.time()
     if args.eval:  # the shared evaluation network is built once, before the parallel jobs need it
-        from latentforge.api import _train_and_heldout
-        from latentforge.config import DataConfig
-        from latentforge.metrics.evaluate import resolve_features
-        for d in datasets:
-            resolve_features("auto", *_train_and_heldout(DataConfig(name=d, resolution=32)), progress=False)
+        warm_feature_networks(datasets, 32)
     planned = {}
     if not args.steps:
         budget = float(args.budgets.split(",")[-1])
@@ -220,20 +195,14 @@ def main() -> None:
     common = ["--worker", "--every", str(args.every), "--threshold", str(args.threshold), "--n", str(args.n),
               "--threads", str(args.threads), "--device", args.device, "--run-root", run_root,
               "--steps", str(args.steps), "--budgets", args.budgets] + (["--eval"] if args.eval else [])
-    results = []
-    signal.signal(signal.SIGTERM, _stop_workers)
-    signal.signal(signal.SIGINT, _stop_workers)
-    with cf.ThreadPoolExecutor(args.jobs) as pool:
-        futs = {pool.submit(run_one, [*common, "--dataset", d, "--variant", v, "--seed", s,
-                                      "--planned-steps", str(planned.get((d, v), 0))]): (d, v, s)
-                for d, v, s in jobs}
-        for fut in cf.as_completed(futs):
-            res = fut.result()
-            results.append(res | {"job": futs[fut]})
-            print(f"done {futs[fut]}: {'ERROR ' + res['error'][-300:] if 'error' in res else _line(res)}", flush=True)
+    cells = {(d, v, s): [*common, "--dataset", d, "--variant", v, "--seed", s,
+                         "--planned-steps", str(planned.get((d, v), 0))] for d, v, s in jobs}
+    done = run_cells(__file__, cells, args.jobs, on_done=lambda key, res: "error" in res or print(_line(res)))
+    results = [res | {"job": key} for key, res in done.items()]
     rows = sorted((r for r in results if "error" not in r), key=lambda r: (r["dataset"], r["variant"], r["seed"]))
     print_table(rows)
     from _record import write_record
+
     device = "CPU only"
     if args.device.startswith("cuda"):
         import torch

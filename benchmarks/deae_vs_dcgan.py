@@ -15,15 +15,16 @@ Models: DeAE with its `cpu` preset (the best CPU preset at the time of the run) 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _workers import run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan.json"
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "nn_feature_ratio_vs_heldout", "near_copy_fraction")
@@ -63,13 +64,6 @@ def worker(args: argparse.Namespace) -> dict:
     return {"rows": rows, "params": json.loads((out / "run.json").read_text())["task"]["parameters"]}
 
 
-def run_one(argv: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return {"error": proc.stderr[-2000:], "argv": argv}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="emoji,mnist")
@@ -95,21 +89,11 @@ def main() -> None:
     load0, t0 = os.getloadavg(), time.time()
     # the shared evaluation network and datasets are built once before the parallel jobs need them
     import latentforge
-    from latentforge.api import _train_and_heldout
-    from latentforge.config import DataConfig
-    from latentforge.metrics.evaluate import resolve_features
 
-    for d in args.datasets.split(","):
-        resolve_features("auto", *_train_and_heldout(DataConfig(name=d, resolution=32)), progress=False)
-    results = []
-    with cf.ThreadPoolExecutor(args.jobs) as pool:
-        futs = {pool.submit(run_one, ["--worker", "--dataset", d, "--model", m, "--seed", s, "--budgets",
-                                      args.budgets, "--n", str(args.n), "--run-root", run_root]): (d, m, s)
-                for d, m, s in jobs}
-        for fut in cf.as_completed(futs):
-            res = fut.result()
-            results.append({"job": futs[fut], **res})
-            print(f"done {futs[fut]}: {'ERROR ' + res['error'][-300:] if 'error' in res else 'ok'}", flush=True)
+    warm_feature_networks(args.datasets.split(","), 32)
+    cells = {(d, m, s): ["--worker", "--dataset", d, "--model", m, "--seed", s, "--budgets", args.budgets,
+                         "--n", str(args.n), "--run-root", run_root] for d, m, s in jobs}
+    results = [{"job": key, **res} for key, res in run_cells(__file__, cells, args.jobs).items()]
     rows = [r for res in results for r in res.get("rows", [])]
     summary = aggregate(rows)
     print_table(summary)
