@@ -100,3 +100,27 @@ def test_joint_baseline_trains_encoder_and_decoder_throughout(tmp_path):
     with pytest.raises(ConfigError, match="stage2_start"):
         latentforge.train("ae", data="digits", steps=2, out=tmp_path / "bad", preset="tiny", progress=False,
                           overrides=AE_TINY + ["model.stage2_start=0.3"])
+
+
+def test_stage_two_from_another_runs_encoder(tmp_path):
+    """model.encoder_from: a stage-2-only run on a jointly trained encoder, frozen bit-identical, fresh decoder."""
+    ae = tmp_path / "ae"
+    latentforge.train("ae", data="digits", steps=6, out=ae, preset="tiny", progress=False, overrides=AE_TINY)
+    out = tmp_path / "stage2"
+    latentforge.train("dae", data="digits", steps=12, out=out, preset="tiny", progress=False,
+                      overrides=AE_TINY + [f"model.encoder_from.run={ae}"])
+    source = _state(ae, 6, "encoder")
+    for step in (6, 12):
+        enc = _state(out, step, "encoder")
+        assert all(torch.equal(source[k], enc[k]) for k in source)
+    assert set(load_checkpoint(out / "checkpoints" / "step_0000012.safetensors")[0]["modules"]) == {"encoder",
+                                                                                                     "decoder"}
+    task = load_run(out).task
+    assert task.cfg.model.encoder_from.step == 6 and task.stage(0) == "stage2"
+    info = json.loads((out / "run.json").read_text())["task"]
+    assert info["encoder_from"]["run"] == str(ae.resolve()) and info["aux_decoder"] is None
+    d6, d12 = _state(out, 6, "decoder"), _state(out, 12, "decoder")
+    assert any(not torch.equal(d6[k], d12[k]) for k in d6)
+    with pytest.raises(ConfigError, match="does not fit"):
+        latentforge.train("dae", data="digits", steps=2, out=tmp_path / "bad", preset="tiny", progress=False,
+                          overrides=AE_TINY + [f"model.encoder_from.run={ae}", "model.latent_channels=8"])

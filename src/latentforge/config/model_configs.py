@@ -71,6 +71,8 @@ class DAEConfig(AEConfig):
     aux_dropout: float = Field(0.4, ge=0, lt=1)  # Dropout2d after every residual block of the stage-1 decoder
     aux_width: float = Field(1.0, gt=0)  # channel multiplier of the stage-1 decoder
     stage2_start: float = Field(0.5, gt=0, lt=1)  # share of the steps spent in stage 1
+    # Set: no stage 1 here; stage 2 starts from (and freezes) the encoder of another autoencoder run (ae or dae)
+    encoder_from: RunRef = RunRef()
 
 
 class PriorConfig(Strict):

@@ -175,7 +175,10 @@ class AETask(TrainTask):
 
 class DAETask(AETask):
     """Decoupled Autoencoder: stage 1 with the weak auxiliary decoder, stage 2 with the encoder frozen and a fresh
-    full decoder (module `decoder`, untouched in stage 1, so it starts from its initial weights)."""
+    full decoder (module `decoder`, untouched in stage 1, so it starts from its initial weights).
+
+    With `model.encoder_from` set, the run is stage 2 only: it starts from another autoencoder run's encoder (a DAE's
+    stage 1, or a jointly trained encoder: the ablation "fresh decoder on a frozen joint encoder")."""
 
     name = "dae"
     non_structural_keys = frozenset({"loss", "optim", "kl_weight"})
@@ -183,10 +186,41 @@ class DAETask(AETask):
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
                  for_training: bool = True, state: dict[str, Any] | None = None):
         self.aux_decoder: nn.Module | None = None
+        self.encoder_source: dict[str, Any] | None = (state or {}).get("encoder_source")
         super().__init__(cfg, device, shape, dataset, for_training, state)
+        if self.borrowed_encoder and state is None:  # a new run (not a checkpoint): take the other run's encoder
+            self._take_encoder()
+
+    @property
+    def borrowed_encoder(self) -> bool:
+        return bool(self.cfg.model.encoder_from.run)
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig, progress: bool = True):
+        """Pin `model.encoder_from` (absolute folder, step) before the run's config is written."""
+        cfg, data = super().prepare(cfg, progress)
+        ref = cfg.model.encoder_from
+        if ref.run:
+            from latentforge.tasks.references import pinned
+
+            resolved = _encoder_source(ref)
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"encoder_from": pinned(ref, resolved)})})
+        return cfg, data
+
+    def _take_encoder(self) -> None:
+        resolved = _encoder_source(self.cfg.model.encoder_from)
+        try:
+            self.encoder.load_state_dict(resolved.task.encoder.state_dict())
+        except RuntimeError as e:
+            raise ConfigError(f"model.encoder_from: the encoder of {resolved.record['run']} does not fit this model "
+                              f"(use its model.latent_* and base_channels): {str(e).splitlines()[0]}") from None
+        self.encoder_source = resolved.record
 
     def _build_optimizers(self) -> None:
         m = self.cfg.model
+        if self.borrowed_encoder:
+            self.opts = {"stage2": self._adam(self.decoder)}
+            return
         try:
             self.aux_decoder = self._decoder(width=m.aux_width, dropout=m.aux_dropout).to(self.device)
         except ValueError as e:
@@ -195,9 +229,11 @@ class DAETask(AETask):
 
     @property
     def stage2_step(self) -> int:
-        return int(round(self.cfg.model.stage2_start * self.cfg.train.steps))
+        return 0 if self.borrowed_encoder else int(round(self.cfg.model.stage2_start * self.cfg.train.steps))
 
     def modules(self) -> dict[str, nn.Module]:
+        if self.aux_decoder is None:
+            return {"encoder": self.encoder, "decoder": self.decoder}
         return {"encoder": self.encoder, "aux_decoder": self.aux_decoder, "decoder": self.decoder}
 
     def stage(self, step: int) -> str:
@@ -217,5 +253,17 @@ class DAETask(AETask):
 
     def describe(self) -> dict[str, Any]:
         m = self.cfg.model
-        return super().describe() | {"stage2_step": self.stage2_step, "aux_decoder": {
-            "dropout": m.aux_dropout, "width": m.aux_width}}
+        aux = None if self.borrowed_encoder else {"dropout": m.aux_dropout, "width": m.aux_width}
+        return super().describe() | {"stage2_step": self.stage2_step, "aux_decoder": aux,
+                                     "encoder_from": self.encoder_source}
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | ({"encoder_source": self.encoder_source} if self.encoder_source else {})
+
+
+def _encoder_source(ref):
+    from latentforge.tasks.references import resolve_reference
+    from latentforge.train.task import EncodesImages
+
+    return resolve_reference(ref, "cpu", "model.encoder_from",
+                             ability=(EncodesImages, "an autoencoder run (ae or dae) whose encoder stage 2 starts from"))
