@@ -19,3 +19,7 @@ class CheckpointError(LatentforgeError):
 
 class WeightsUnavailableError(LatentforgeError):
     """Pretrained weights (LPIPS, Inception) are not on disk and downloading was not allowed or failed."""
+
+
+class TrainingDiverged(LatentforgeError):
+    """A loss term became NaN or infinite: training stopped before saving the damaged weights."""

@@ -20,7 +20,6 @@ from latentforge.errors import CheckpointError, ConfigError
 from latentforge.train.loop import check_compatible, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
-from latentforge.utils.checkpoint import load_checkpoint
 
 TASKS: dict[str, str] = {
     "deae": "latentforge.tasks.deae:DeAETask",
@@ -66,11 +65,10 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
     found = dict(run.list_checkpoints())
     if not found:
         raise CheckpointError(f"{run.root} has no checkpoint yet")
-    step = step if step is not None else max(found)
-    if step not in found:
+    if step is not None and step not in found:
         raise CheckpointError(f"{run.root} has no checkpoint at step {step} (have {sorted(found)})")
-    state, ck_info = load_checkpoint(found[step])
-    check_compatible(cfg.model_dump(mode="json"), ck_info.get("config", {}), found[step],
+    step, path, state, ck_info = run.load_good_checkpoint(step)
+    check_compatible(cfg.model_dump(mode="json"), ck_info.get("config", {}), path,
                      ignore=task_class(cfg.model_type).non_structural_keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -79,6 +77,6 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "auto")
     try:
         task.load_state_dict(state, weights_only=True)
     except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {found[step]} does not fit this model: {str(e).splitlines()[0]}"
+        raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}"
                               + run.version_note()) from None
     return LoadedRun(run, cfg, task, step, info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ from tqdm.auto import tqdm
 from latentforge._version import __version__
 from latentforge.config import RunConfig
 from latentforge.data.protocol import TrainingData
-from latentforge.errors import CheckpointError, ConfigError, LatentforgeError
+from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
-from latentforge.utils.checkpoint import load_checkpoint, save_checkpoint
+from latentforge.utils.checkpoint import save_checkpoint
 from latentforge.utils.images import save_grid
 from latentforge.utils.memory import peak_memory_mib
 
@@ -93,11 +94,13 @@ class Trainer:
         self.run.prune_checkpoints(self.cfg.keep_checkpoints)
 
     def restore(self) -> int:
-        latest = self.run.latest_checkpoint()
-        if latest is None:
+        self.run.remove_stale_temporaries()
+        good = self.run.load_good_checkpoint()
+        if good is None:  # killed before its first checkpoint: start over, forgetting that session's log
+            if self.run.metrics_path.is_file():
+                self.run.truncate_metrics(0)
             return 0
-        step, path = latest
-        state, info = load_checkpoint(path)
+        step, path, state, info = good
         check_compatible(self.task.cfg.model_dump(mode="json"), info.get("config", {}), path,
                          ignore=self.task.non_structural_keys)
         try:
@@ -117,7 +120,7 @@ class Trainer:
         if resume:  # accepted: only now may the run's config change (a refused resume leaves the folder as it was)
             task.cfg.save(self.run.config_path)
             self.run.open_events(purge_step=start + 1)
-        else:
+        if not resume or start == 0:
             self.run.write_info(self._info())
         end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
         report = ProgressReport(self, start, end)
@@ -139,6 +142,7 @@ class Trainer:
                 batch = self.loader.batch(step)
                 with autocast:
                     logs = task.train_step(batch)
+                self._check_finite(step, logs)
                 step += 1
                 for k, v in logs.items():  # averaged per key: a key may be logged on some steps only
                     acc[k] = acc.get(k, 0.0) + v
@@ -163,6 +167,9 @@ class Trainer:
                     self.save(step)
             if state == "finished" and step < cfg.steps:
                 state = "paused"
+        except TrainingDiverged:
+            bar.close()
+            raise
         except KeyboardInterrupt:
             bar.close()
             if step > start:
@@ -170,6 +177,21 @@ class Trainer:
             return self._finish(FitResult(step, time.perf_counter() - t0, last, interrupted=True, state="interrupted"))
         bar.close()
         return self._finish(FitResult(step, time.perf_counter() - t0, last, state=state))
+
+    def _check_finite(self, step: int, logs: dict[str, float]) -> None:
+        """Stop at the first non-finite loss term, before the damaged weights reach a checkpoint or the log."""
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if not bad:
+            return
+        self.run.close_events()
+        self.run.update_info(state="diverged", diverged_at_step=step + 1)
+        latest = self.run.latest_checkpoint()
+        kept = f"the last good checkpoint is step {latest[0]}" if latest else "no checkpoint was written yet"
+        terms = ", ".join(f"{k}={logs[k]}" for k in bad)
+        raise TrainingDiverged(
+            f"training diverged at step {step + 1}: non-finite {terms}. Stopped without saving; {kept}. Try a lower "
+            f"learning rate (--set model.optim.lr=..., or g_optim/d_optim for a GAN) or gradient clipping "
+            f"(--set train.grad_clip=1.0), then continue with --resume")
 
     def _finish(self, fit: FitResult) -> FitResult:
         """run.json says how the run stands: state, step, the training time summed over sessions, and the peak memory

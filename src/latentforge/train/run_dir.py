@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,33 @@ class RunDir:
         found = self.list_checkpoints()
         return found[-1] if found else None
 
+    def load_good_checkpoint(self, step: int | None = None) -> tuple[int, Path, dict[str, Any], dict[str, Any]] | None:
+        """(step, path, state, info) of checkpoint `step`, or of the latest one that loads: a damaged latest file
+        (a kill during a copy, a bad disk) falls back to the one before it, with a warning. None: no checkpoint."""
+        from latentforge.utils.checkpoint import CorruptCheckpointError, load_checkpoint
+
+        found = self.list_checkpoints()
+        if step is not None:
+            found = [(s, p) for s, p in found if s == step]
+        for i, (s, path) in enumerate(reversed(found)):
+            try:
+                state, info = load_checkpoint(path)
+            except CorruptCheckpointError as e:
+                if step is not None or i == len(found) - 1:
+                    raise
+                warnings.warn(f"{e}; falling back to the checkpoint before it", stacklevel=2)
+                continue
+            return s, path, state, info
+        return None
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Half-written checkpoint files of a session that was killed mid-save (never renamed into place, never
+        loaded): removed when the run resumes, the only writer of this folder."""
+        stale = list(self.checkpoints.glob("*.tmp")) if self.checkpoints.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def prune_checkpoints(self, keep: int) -> None:
         for _, p in self.list_checkpoints()[:-keep] if keep > 0 else []:
             p.unlink(missing_ok=True)
@@ -85,9 +113,19 @@ class RunDir:
             self.events.close()
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every record; a torn last line (the process was killed mid-write) is skipped, as it was never logged."""
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i != len(lines) - 1:
+                    raise CheckpointError(f"{self.metrics_path} line {i + 1} is not JSON: the file was edited or "
+                                          f"damaged") from None
+        return records
 
     def truncate_metrics(self, step: int) -> None:
         """On resume, drop training records past the checkpoint so the log reads like one uninterrupted run."""

@@ -1,8 +1,10 @@
 """Checkpoints as one safetensors file: every tensor of a nested state tree, plus the tree's JSON skeleton in the
 file's metadata. A sidecar JSON repeats step and config for people and tools. Writes are atomic (tmp + rename),
-so an interrupted save never leaves a half-written checkpoint behind."""
+so an interrupted save never leaves a half-written checkpoint behind, and the metadata carries a sha256 of every
+tensor's bytes, verified on load, so a file damaged later (a bad disk, a partial copy) is refused, not trained on."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -17,6 +19,10 @@ from latentforge.errors import CheckpointError
 from latentforge.utils.io import umask_mode
 
 FORMAT = "latentforge-checkpoint-v1"
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is damaged (truncated, bit-flipped): an older checkpoint of the run may still be good."""
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -46,13 +52,24 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any], info: dict[str, Any]) -> None:
     """`state` may nest dicts/lists of tensors and plain values; `info` (JSON) goes to the sidecar and metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
-    meta = {"format": FORMAT, "skeleton": json.dumps(skeleton), "info": json.dumps(info)}
+    meta = {"format": FORMAT, "skeleton": json.dumps(skeleton), "info": json.dumps(info),
+            "sha256": tensor_digest(tensors)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".safetensors.tmp")
     os.close(fd)
     try:
@@ -80,7 +97,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
             meta = f.metadata() or {}
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {e}") from None
+        raise CorruptCheckpointError(f"checkpoint {path} is unreadable or corrupt: {e}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a latentforge checkpoint (format {meta.get('format')!r})")
+    if "sha256" in meta and tensor_digest(tensors) != meta["sha256"]:  # files written before 0.1 carry none
+        raise CorruptCheckpointError(f"checkpoint {path} is corrupt: its tensors do not match their checksum")
     return _unflatten(json.loads(meta["skeleton"]), tensors), json.loads(meta["info"])
