@@ -1,6 +1,7 @@
 """The complexity sweep: every cell an ordinary run folder, a complete sweep.json, survival of a kill and of a
 failing cell."""
 import json
+import os
 
 import pytest
 
@@ -114,3 +115,20 @@ def test_sweep_dae_latent_cells_use_the_given_autoencoder(tmp_path):
     assert cell["status"] == "done" and cell["latent_info"]["kind"] == "dae"
     assert cell["latent_info"]["feature_dim"] == 64 and cell["latent_info"]["network"].startswith("dae-encoder@")
     assert not (tmp_path / "sweep" / "dae").exists()  # the given run was used, none trained
+
+
+def test_sweep_jobs_trains_cells_in_parallel_processes(tmp_path):
+    summary = Sweep(tmp_path / "sweep", _spec(latents=["gaussian"]), progress=False, jobs=2).run()
+    assert [c["status"] for c in summary["cells"]] == ["done", "done"] and summary["parallel_jobs"] == 2
+    for c in summary["cells"]:
+        threads = json.loads((tmp_path / "sweep" / c["run_dir"] / "run.json").read_text())["threads"]
+        assert threads == max(1, (os.cpu_count() or 1) // 2)  # each job its share of the cores
+        assert c["metrics"]["fid"] > 0
+    # jobs on other machines may lose each other's grid entries in sweep.yaml: --collect still finds their cells
+    import yaml
+
+    path = tmp_path / "sweep" / "sweep.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"widths": [0.25]}))
+    collected = Sweep.from_folder(tmp_path / "sweep", progress=False).collect()
+    assert sorted(c["cell"] for c in collected["cells"]) == ["gaussian-w0.25-s0", "gaussian-w1-s0"]
+    assert all(c["status"] == "done" for c in collected["cells"])

@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--latents", default="gaussian,ssl", help="comma list of gaussian, uniform, ssl, deae, dae")
     w.add_argument("--widths", default="0.125,0.25,0.5,1,2", help="generator width multipliers, comma list")
     w.add_argument("--seeds", type=POSITIVE, default=1, help="number of seeds per cell (seeds 0..N-1)")
+    w.add_argument("--seed-list", help="explicit seeds instead, e.g. 2 or 0,3 (one cell per job on a cluster)")
     w.add_argument("--steps", type=POSITIVE, help="training steps of every cell (the equal budget)")
     w.add_argument("--preset", default="cpu", help="DCGAN preset of every cell (default: cpu)")
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -135,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--dae-run", help="a trained autoencoder run (dae or ae) for the dae latent "
                                      "(default: train a DAE in OUT/dae)")
     w.add_argument("--dae-steps", type=POSITIVE, default=2000, help="budget of that DAE run (cpu preset)")
+    w.add_argument("--jobs", type=POSITIVE, default=1,
+                   help="cells trained at once, each in its own process with an equal share of the threads")
     w.add_argument("--collect", action="store_true", help="only gather finished cells into sweep.json and the plot")
     w.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -348,11 +351,13 @@ def _cmd_sweep(a: argparse.Namespace) -> None:
         if a.data is None or a.steps is None:
             raise LatentforgeError("sweep needs --data and --steps (or --collect on an existing sweep folder)")
         spec = SweepSpec(data=a.data, latents=[x.strip() for x in a.latents.split(",") if x.strip()],
-                         widths=_floats(a.widths, "--widths"), seeds=list(range(a.seeds)), steps=a.steps,
+                         widths=_floats(a.widths, "--widths"), steps=a.steps,
+                         seeds=[int(x) for x in _floats(a.seed_list, "--seed-list")] if a.seed_list
+                         else list(range(a.seeds)),
                          preset=a.preset, overrides=a.overrides, eval_n=a.eval_n, metric=a.metric,
                          eps=_floats(a.eps, "--eps") if a.eps else [], deae_run=a.deae_run, deae_steps=a.deae_steps,
                          dae_run=a.dae_run, dae_steps=a.dae_steps)
-        summary = Sweep(Path(a.out), spec, progress=not a.no_progress).run()
+        summary = Sweep(Path(a.out), spec, progress=not a.no_progress, jobs=a.jobs).run()
     _print_sweep(summary)
     print(f"sweep folder: {a.out}  (sweep.json{', ' + summary['plot'] if 'plot' in summary else ''})")
 

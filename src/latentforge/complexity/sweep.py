@@ -79,11 +79,23 @@ def cell_name(latent: str, width: float, seed: int) -> str:
     return f"{latent}-w{width:g}-s{seed}"
 
 
+def _parse_cell(name: str) -> tuple[str, float, int] | None:
+    import re
+
+    m = re.fullmatch(r"([a-z]+)-w([0-9.eE+-]+)-s(\d+)", name)
+    return (m.group(1), float(m.group(2)), int(m.group(3))) if m else None
+
+
 class Sweep:
+    """`jobs` > 1 trains that many cells at once, each in its own process with an equal share of the machine's
+    threads (cells are independent runs; their wall times then share the machine, which sweep.json says)."""
+
     def __init__(self, root: Path, spec: SweepSpec, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, jobs: int = 1):
         spec.check()
-        self.root, self.spec, self.progress, self.log = Path(root), spec, progress, log
+        if jobs < 1:
+            raise ConfigError("--jobs must be at least 1")
+        self.root, self.spec, self.progress, self.log, self.jobs = Path(root), spec, progress, log, jobs
 
     @classmethod
     def from_folder(cls, root: Path, **kwargs: Any) -> "Sweep":
@@ -134,14 +146,39 @@ class Sweep:
             except Exception as e:  # noqa: BLE001  (that latent's cells fail with this error; the others go on)
                 errors[kind] = str(e) if isinstance(e, LatentforgeError) else f"{type(e).__name__}: {e}"
         cells = self._cells()
-        for i, (lat, w, seed) in enumerate(cells, 1):
-            self.log(f"[{i}/{len(cells)}] {cell_name(lat, w, seed)}")
+        todo = []
+        for lat, w, seed in cells:
             if lat in errors:
                 self._fail(self._cell_dir(lat, w, seed), f"the {lat} run for the {lat} latent failed: {errors[lat]}")
-                continue
-            self._cell(lat, w, seed, sources.get(lat))
+            else:
+                todo.append((lat, w, seed, sources.get(lat)))
+        if self.jobs > 1 and len(todo) > 1:
+            self._cells_in_parallel(todo)
+        else:
+            for i, (lat, w, seed, source) in enumerate(todo, 1):
+                self.log(f"[{i}/{len(todo)}] {cell_name(lat, w, seed)}")
+                self._cell(lat, w, seed, source)
         self.spec = whole
         return self.collect()
+
+    def _cells_in_parallel(self, todo: list[tuple[str, float, int, str | None]]) -> None:
+        import concurrent.futures as cf
+        import multiprocessing
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        self.log(f"{len(todo)} cells, {self.jobs} at once with {threads} thread(s) each")
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch thread pools
+        with cf.ProcessPoolExecutor(self.jobs, mp_context=ctx) as pool:
+            futs = {pool.submit(_cell_worker, str(self.root), asdict(self.spec), lat, w, seed, source, threads):
+                    cell_name(lat, w, seed) for lat, w, seed, source in todo}
+            try:
+                for i, fut in enumerate(cf.as_completed(futs), 1):
+                    fut.result()  # a cell's own failure is in its failed.json; this raises only if the worker died
+                    self.log(f"[{i}/{len(todo)}] {futs[fut]} done")
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     def _fail(self, out: Path, error: str, trace: str = "") -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,6 +188,14 @@ class Sweep:
     def _cells(self) -> list[tuple[str, float, int]]:
         s = self.spec
         return [(lat, w, seed) for lat in s.latents for w in s.widths for seed in s.seeds]
+
+    def _cells_to_collect(self) -> list[tuple[str, float, int]]:
+        """The grid of sweep.yaml plus every cell folder on disk: jobs on several machines that wrote sweep.yaml at
+        the same moment may have lost each other's grid entries, never their cells."""
+        cells = self._cells()
+        found = [m for p in sorted((self.root / "cells").glob("*-w*-s*")) if (m := _parse_cell(p.name))]
+        extra = [c for c in found if c not in cells and c[0] in LATENTS]
+        return cells + sorted(extra, key=lambda c: (c[0], c[1], c[2]))
 
     def _cell_dir(self, latent: str, width: float, seed: int) -> Path:
         return self.root / "cells" / cell_name(latent, width, seed)
@@ -224,7 +269,7 @@ class Sweep:
         """Gather every cell's figures from its run folder into sweep.json and the plot (also `sweep --collect`,
         e.g. after cells ran as separate jobs on other machines)."""
         records = []
-        for lat, w, seed in self._cells():
+        for lat, w, seed in self._cells_to_collect():
             out = self._cell_dir(lat, w, seed)
             rec: dict[str, Any] = {"cell": cell_name(lat, w, seed), "latent": lat, "width": w, "seed": seed,
                                    "run_dir": str(out.relative_to(self.root))}
@@ -259,6 +304,7 @@ class Sweep:
                        "table": rank_latents(curves, eps)} for eps in eps_list] if curves else [],
             "n_done": len(done), "n_failed": sum(r["status"] == "failed" for r in records),
             "n_pending": sum(r["status"] == "pending" for r in records),
+            "parallel_jobs": self.jobs,  # >1: cells shared the machine, so their wall times are not solo times
         }
         summary = _jsonable(summary)
         if curves:
@@ -269,6 +315,15 @@ class Sweep:
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(self.root / "sweep.json")
         return summary
+
+
+def _cell_worker(root: str, spec: dict[str, Any], latent: str, width: float, seed: int, source: str | None,
+                 threads: int) -> None:
+    """One cell in a worker process (`sweep --jobs`)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    Sweep(Path(root), SweepSpec(**spec), progress=False, log=lambda _: None)._cell(latent, width, seed, source)
 
 
 def _source_preset_for(spec: SweepSpec, kind: str) -> str:
