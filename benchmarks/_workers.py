@@ -4,15 +4,31 @@ result as one JSON line last. A stopped benchmark (Ctrl-C, `timeout`) kills its 
 runs next on the machine."""
 from __future__ import annotations
 
+import argparse
 import concurrent.futures as cf
 import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 _WORKERS: set[subprocess.Popen] = set()
+
+
+def add_pool_arguments(p: argparse.ArgumentParser, default_out: Path, cell_keys: tuple[str, ...]) -> None:
+    """--jobs, --runs, --out, and the hidden arguments a worker gets: --worker, --run-root, --dataset, --seed and
+    the benchmark's own `cell_keys` (e.g. "--model")."""
+    p.add_argument("--jobs", type=int, default=2, help="cells at once (one per core)")
+    p.add_argument("--runs", default=None, help="where the run folders go (default: a temporary folder)")
+    p.add_argument("--out", type=Path, default=default_out)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--run-root", help=argparse.SUPPRESS)
+    p.add_argument("--dataset", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    for key in cell_keys:
+        p.add_argument(key, help=argparse.SUPPRESS)
 
 
 def run_worker(script: str, argv: list[str]) -> dict[str, Any]:

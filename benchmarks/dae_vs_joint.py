@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import write_record  # noqa: E402
-from _workers import mean_std, run_cells, warm_feature_networks  # noqa: E402
+from _workers import add_pool_arguments, mean_std, run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "dae_vs_joint.json"
 METHODS = {"joint": "ae", "dae": "dae"}
@@ -75,14 +75,7 @@ def main() -> None:
     p.add_argument("--prior-preset", default="cpu")
     p.add_argument("--prior-steps", type=int, default=1500)
     p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--runs", default=None, help="where the run folders go (default: a temporary folder)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--dataset", help=argparse.SUPPRESS)
-    p.add_argument("--method", help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--run-root", help=argparse.SUPPRESS)
+    add_pool_arguments(p, DEFAULT_OUT, ("--method",))
     a = p.parse_args()
     if a.worker:
         print(json.dumps(worker(a)))

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workers import run_cells, warm_feature_networks  # noqa: E402
+from _workers import add_pool_arguments, run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_plateau.json"
 EVAL_KEYS = ("fid", "kid", "precision", "recall", "coverage", "diversity_ratio", "distinct_fraction")
@@ -161,17 +161,10 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=0.7, help="'left the plateau' = ratio below this")
     p.add_argument("--eval", action="store_true", help="evaluate (FID etc.) at each budget")
     p.add_argument("--n", type=int, default=1000, help="samples per evaluation")
-    p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="threads per run")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--runs", default=None, help="where run folders go (default: a temporary folder)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--dataset", help=argparse.SUPPRESS)
-    p.add_argument("--variant", help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    add_pool_arguments(p, DEFAULT_OUT, ("--variant",))
     p.add_argument("--planned-steps", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--run-root", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workers import run_cells, warm_feature_networks  # noqa: E402
+from _workers import add_pool_arguments, run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan.json"
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "nn_feature_ratio_vs_heldout", "near_copy_fraction")
@@ -71,14 +71,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--budgets", default="600,1800", help="cumulative wall-clock training budgets in seconds")
     p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--runs", default=None, help="where the run folders go (default: a temporary folder)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--dataset", help=argparse.SUPPRESS)
-    p.add_argument("--model", help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--run-root", help=argparse.SUPPRESS)
+    add_pool_arguments(p, DEFAULT_OUT, ("--model",))
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
