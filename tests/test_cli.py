@@ -100,3 +100,22 @@ def test_corrupt_checkpoint_is_reported(run_dir, tmp_path, capsys):
 def test_console_script_entry_point_runs_in_a_subprocess():
     out = subprocess.run([sys.executable, "-m", "latentforge", "datasets"], capture_output=True, text=True, check=True)
     assert "digits" in out.stdout and "emoji" in out.stdout and "mnist" in out.stdout
+
+
+def test_openmp_wait_policy_is_chosen_before_torch_loads():
+    import subprocess
+    import sys
+
+    from latentforge.utils.threads import choose_wait_policy
+
+    env = {}
+    assert choose_wait_policy(env, torch_loaded=False, load=1.5, cpus=2).startswith("PASSIVE (busy: load 1.5")
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {}
+    assert choose_wait_policy(env, torch_loaded=False, load=0.2, cpus=2).startswith("default") and env == {}
+    env = {"OMP_WAIT_POLICY": "active"}
+    assert choose_wait_policy(env, torch_loaded=False, load=3.0, cpus=2) == "ACTIVE (set by OMP_WAIT_POLICY)"
+    assert "torch was imported" in choose_wait_policy({}, torch_loaded=True, load=3.0, cpus=2)
+    # the command line module must not import torch itself, or the choice would come too late
+    code = "import sys, latentforge.cli.main; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

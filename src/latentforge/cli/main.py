@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a bad argument (its one line is printed): a code, as for every command
         return int(e.code or 0)
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
+    from latentforge.utils.threads import choose_wait_policy
+
+    choose_wait_policy()  # before torch is imported: see utils/threads.py
     try:
         return COMMANDS[args.command](args) or 0
     except LatentforgeError as e:

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -228,6 +229,7 @@ class Trainer:
             "steps_per_epoch": self.loader.steps_per_epoch,
             "versions": {"latentforge": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         }
 
 
@@ -250,7 +252,8 @@ class ProgressReport:
         params = sum(p.numel() for m in t.modules().values() for p in m.parameters())
         what = f"resuming {cfg.model_type} at step {self.start:,}" if self.start else f"training {cfg.model_type}"
         print(f"{what} ({params / 1e6:.2f}M parameters, preset {cfg.preset}) on "
-              f"{t.device} with {torch.get_num_threads()} threads; data {ds.name} ({len(ds):,} {ds.split} {ds.kind}, "
+              f"{t.device} with {torch.get_num_threads()} threads{_wait_policy(t.device)}; data {ds.name} "
+              f"({len(ds):,} {ds.split} {ds.kind}, "
               f"{ds.resolution}x{ds.resolution}x{ds.channels}); {cfg.train.steps:,} steps of batch "
               f"{self.trainer.loader.batch_size}", flush=True)
 
@@ -271,6 +274,12 @@ class ProgressReport:
         loss = f" loss {last['loss']:.4f}" if "loss" in last else ""
         print(f"step {step:,}/{self.end:,}{loss} {img_s:.0f} img/s, elapsed {_duration(now - self.t0)}, "
               f"left about {_duration(eta)}", flush=True)
+
+
+def _wait_policy(device: torch.device) -> str:
+    from latentforge.utils.threads import wait_policy_note
+
+    return f" (OpenMP wait policy {wait_policy_note()})" if device.type == "cpu" else ""
 
 
 def _duration(seconds: float) -> str:
