@@ -13,6 +13,7 @@ from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.data.fetch import default_cache_dir
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.tasks import LoadedRun, build_task, load_run, task_class
+from latentforge.train import distributed
 from latentforge.train.loop import FitResult, Trainer, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
@@ -81,6 +82,8 @@ def train(
     ensure_writable(default_cache_dir(), "the dataset and feature cache (set LATENTFORGE_CACHE to a writable folder)")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    world = distributed.setup(resolve_device(cfg.train.device).type)  # under torchrun: join the process group
+    progress = progress and world.is_main
     device = resolve_device(cfg.train.device)
     cfg, dataset = task_class(cfg.model_type).prepare(cfg, progress=progress)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
@@ -88,9 +91,15 @@ def train(
     if note and progress:
         print(note, flush=True)
     task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset)
-    run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
+    if world.is_main:
+        run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
+    distributed.barrier()
     trainer = Trainer(task, dataset, run, progress=progress)
     fit = trainer.fit(resume=resume, until_step=until_step)
+    if not world.is_main:  # rank 0 writes the summary; the others only trained their shards
+        return TrainResult(run.root, fit.step, {"kind": "summary", "step": fit.step, "rank": world.rank},
+                           fit.interrupted)
     summary = summarize(task, dataset, run, fit)
     return TrainResult(run.root, fit.step, summary, fit.interrupted)
 

@@ -189,6 +189,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
         overrides = [f"model.source.run={a.from_run}", *overrides]
     res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
                 overrides=overrides, resume=a.resume, progress=not a.no_progress)
+    from latentforge.train.distributed import world
+
+    if not world().is_main:  # under torchrun, rank 0 reports
+        return 130 if res.interrupted else 0
     samples = sorted((res.run_dir / "samples").glob("step_*.png"))
     print(json.dumps({k: v for k, v in res.summary.items() if k != "kind"}, indent=2))
     if samples:
@@ -404,9 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a bad argument (its one line is printed): a code, as for every command
         return int(e.code or 0)
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
-    from latentforge.utils.threads import choose_wait_policy
-
-    choose_wait_policy()  # before torch is imported: see utils/threads.py
     try:
         return COMMANDS[args.command](args) or 0
     except LatentforgeError as e:

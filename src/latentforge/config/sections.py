@@ -110,6 +110,7 @@ class TrainConfig(Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     threads: Optional[PositiveInt] = None
+    sync_bn: bool = False  # under torchrun on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
     log_every: PositiveInt = 10
     sample_every: PositiveInt = 500
     checkpoint_every: PositiveInt = 500

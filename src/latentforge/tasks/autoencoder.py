@@ -85,7 +85,7 @@ class AETask(TrainTask):
         decoder.train()
         with torch.set_grad_enabled(train_encoder):
             mean, logvar = self.encoder(x)
-        eps = torch.randn(mean.shape, generator=g).to(mean.device, mean.dtype)
+        eps = batch.draw(lambda n: torch.randn((n, *mean.shape[1:]), generator=g)).to(mean.device, mean.dtype)
         z = mean + (0.5 * logvar).exp() * eps
         y = decoder(z)
         rec, terms = self.loss_fn(y.float(), x)

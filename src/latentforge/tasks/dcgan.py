@@ -93,13 +93,13 @@ class DCGANTask(TrainTask):
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
-        real, b = batch.images, batch.images.shape[0]
+        real = batch.images
         self.G.train()
         self.D.train()
         self._set_schedule(batch.step)
 
         with torch.no_grad():
-            fake = self.G(self.latent.sample(b, g).to(self.device))
+            fake = self.G(batch.draw(lambda n: self.latent.sample(n, g)).to(self.device))
         d_real, d_fake = self.D(real).float(), self.D(fake).float()
         d_loss = d_loss_fn(m.loss, d_real, d_fake)
         self.opt_d.zero_grad(set_to_none=True)
@@ -111,7 +111,8 @@ class DCGANTask(TrainTask):
 
         if (batch.step + 1) % m.n_dis == 0:
             self.D.requires_grad_(False)
-            g_loss = g_loss_fn(m.loss, self.D(self.G(self.latent.sample(b, g).to(self.device))).float())
+            z = batch.draw(lambda n: self.latent.sample(n, g)).to(self.device)
+            g_loss = g_loss_fn(m.loss, self.D(self.G(z)).float())
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self._clip(self.G)

@@ -25,13 +25,18 @@ from latentforge.train.ema import EMA
 from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
 
 
-def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator, batch: Batch | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift each image horizontally by r in [-R, R] px with reflection; return images and the decoder's code
-    100 * (r + R) / 2R in [0, 100] (50 = centre), as in the reference."""
+    100 * (r + R) / 2R in [0, 100] (50 = centre), as in the reference. With `batch`, r is drawn for its global
+    batch (see `Batch.draw`)."""
     b = x.shape[0]
     if max_shift <= 0:
         return x, torch.full((b,), SHIFT_CENTRE, device=x.device)
-    r = torch.randint(-max_shift, max_shift + 1, (b,), generator=g)
+
+    def draw(n: int) -> torch.Tensor:
+        return torch.randint(-max_shift, max_shift + 1, (n,), generator=g)
+    r = batch.draw(draw) if batch is not None else draw(b)
     w = x.shape[-1]
     padded = F.pad(x, (max_shift, max_shift, 0, 0), mode="reflect")
     cols = (torch.arange(w)[None, :] - r[:, None] + max_shift).to(x.device)  # out[j] = x[j - r]
@@ -130,8 +135,8 @@ class DeAETask(TrainTask):
         flipped = m.flip and batch.epoch % 2 == 1
         x = batch.images.flip(-1) if flipped else batch.images
         masks = self.masks_for(batch.index, flipped)
-        x, shift = random_shift(x, m.shift_range, g)
-        noise = torch.randn(x.shape, generator=g).to(self.device)
+        x, shift = random_shift(x, m.shift_range, g, batch)
+        noise = batch.draw(lambda n: torch.randn((n, *x.shape[1:]), generator=g)).to(self.device)
 
         self.net.train()
         y = self.net(noise, masks, shift)

@@ -92,8 +92,8 @@ class PriorTask(TrainTask):
     def train_step(self, batch: Batch) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
         x0 = batch.images.float() * self.latent_scale
-        noise = torch.randn(x0.shape, generator=g).to(self.device)
-        t = torch.randint(0, m.train_timesteps, (x0.shape[0],), generator=g).to(self.device)
+        noise = batch.draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=g)).to(self.device)
+        t = batch.draw(lambda n: torch.randint(0, m.train_timesteps, (n,), generator=g)).to(self.device)
         x_t = self.train_scheduler.add_noise(x0, noise, t)
         target = noise if m.prediction == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
         self.unet.train()

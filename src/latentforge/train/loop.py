@@ -24,6 +24,7 @@ from latentforge._version import __version__
 from latentforge.config import RunConfig
 from latentforge.data.protocol import TrainingData
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
+from latentforge.train import distributed
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import save_checkpoint
@@ -34,7 +35,10 @@ from latentforge.utils.memory import peak_memory_mib
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
     """`option` names where the value came from, so the message tells the user what to change."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():  # under torchrun: this process's GPU
+            return torch.device("cuda", distributed.world().local_rank) if distributed.world().enabled \
+                else torch.device("cuda")
+        return torch.device("cpu")
     try:
         dev = torch.device(name)
     except RuntimeError:
@@ -67,8 +71,12 @@ class EpochLoader:
             g = torch.Generator().manual_seed(self.seed * 65_537 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=g)
         index = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+        rows = None
+        if distributed.world().enabled:  # this process's share of the global batch
+            index, rows = distributed.shard(index)
         images = self.dataset.get(index).to(self.device, non_blocking=True)
-        return Batch(images=images, index=index, epoch=epoch, step=step)
+        return Batch(images=images, index=index, epoch=epoch, step=step, rows=rows,
+                     global_size=self.batch_size if rows is not None else None)
 
 
 @dataclass
@@ -85,20 +93,33 @@ class Trainer:
         self.task, self.dataset, self.run = task, dataset, run
         self.cfg = task.cfg.train
         self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device)
-        self.progress = progress
+        self.world = distributed.world()
+        self.main = self.world.is_main  # only rank 0 writes to the run folder
+        self.progress = progress and self.main
+        if self.world.enabled:
+            distributed.check_batch(self.loader.batch_size)
+            if self.cfg.sync_bn:
+                distributed.convert_sync_batchnorm(task.modules(), task.device)
+            distributed.broadcast_modules(task.modules())
+            distributed.sync_gradients(task.optimizers())
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
         info = {"step": step, "model_type": self.task.cfg.model_type, "config": self.task.cfg.model_dump(mode="json"),
                 "dataset": self.dataset.describe(), "time": time.time()}
-        save_checkpoint(self.run.checkpoint_path(step), {"step": step, **self.task.state_dict()}, info)
-        self.run.prune_checkpoints(self.cfg.keep_checkpoints)
+        if self.main:
+            save_checkpoint(self.run.checkpoint_path(step), {"step": step, **self.task.state_dict()},
+                            info | {"world_size": self.world.size})
+            self.run.prune_checkpoints(self.cfg.keep_checkpoints)
+        distributed.barrier()  # no rank goes on (or reads it on resume) before the checkpoint is in place
 
     def restore(self) -> int:
-        self.run.remove_stale_temporaries()
+        if self.main:
+            self.run.remove_stale_temporaries()
+        distributed.barrier()
         good = self.run.load_good_checkpoint()
         if good is None:  # killed before its first checkpoint: start over, forgetting that session's log
-            if self.run.metrics_path.is_file():
+            if self.main and self.run.metrics_path.is_file():
                 self.run.truncate_metrics(0)
             return 0
         step, path, state, info = good
@@ -109,7 +130,12 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}"
                                   + self.run.version_note()) from None
-        self.run.truncate_metrics(step)
+        if self.main:
+            self.run.truncate_metrics(step)
+            saved_world = info.get("world_size", 1)
+            if saved_world != self.world.size and self.progress:
+                print(f"note: this run was trained with {saved_world} process(es), it continues with "
+                      f"{self.world.size}: same data order and global batch", flush=True)
         return int(state["step"])
 
     # --- the loop --------------------------------------------------------------------------------------------
@@ -118,10 +144,10 @@ class Trainer:
         """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns."""
         cfg, task = self.cfg, self.task
         start = self.restore() if resume else 0
-        if resume:  # accepted: only now may the run's config change (a refused resume leaves the folder as it was)
+        if resume and self.main:  # accepted: only now may the config change (a refused resume leaves it as it was)
             task.cfg.save(self.run.config_path)
             self.run.open_events(purge_step=start + 1)
-        if not resume or start == 0:
+        if (not resume or start == 0) and self.main:
             self.run.write_info(self._info())
         end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
         report = ProgressReport(self, start, end)
@@ -136,13 +162,15 @@ class Trainer:
         autocast = autocast_context(task.device, cfg.precision)
         try:
             while step < end:
-                if cfg.time_limit_s is not None and time.perf_counter() - t0 >= cfg.time_limit_s:
+                if cfg.time_limit_s is not None and distributed.any_rank(
+                        time.perf_counter() - t0 >= cfg.time_limit_s, task.device):
                     self.save(step)  # a wall-clock budget ends the session like a job limit: resumable
                     state = "time_limit"
                     break
                 batch = self.loader.batch(step)
                 with autocast:
                     logs = task.train_step(batch)
+                logs = distributed.average_logs(logs, task.device)
                 self._check_finite(step, logs)
                 step += 1
                 for k, v in logs.items():  # averaged per key: a key may be logged on some steps only
@@ -153,8 +181,9 @@ class Trainer:
                     now = time.perf_counter()
                     img_s = n_acc * self.loader.batch_size / max(now - t_interval, 1e-9)
                     last = {k: v / counts[k] for k, v in acc.items()}
-                    self.run.append_metrics({"kind": "train", "step": step, "epoch": batch.epoch, **last,
-                                             "img_per_s": round(img_s, 2), "time_s": round(now - t0, 3)})
+                    if self.main:
+                        self.run.append_metrics({"kind": "train", "step": step, "epoch": batch.epoch, **last,
+                                                 "img_per_s": round(img_s, 2), "time_s": round(now - t0, 3)})
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", img_s=f"{img_s:.0f}")
                     report.logged(step, last, img_s, bar.disable)
                     acc, counts, n_acc, t_interval = {}, {}, 0, now
@@ -162,7 +191,7 @@ class Trainer:
                 report.stepped(step)
                 if on_step is not None:
                     on_step(step, logs)
-                if step % cfg.sample_every == 0 or step == cfg.steps:
+                if (step % cfg.sample_every == 0 or step == cfg.steps) and self.main:
                     self.save_samples(step)
                 if step % cfg.checkpoint_every == 0 or step == end:
                     self.save(step)
@@ -184,8 +213,9 @@ class Trainer:
         bad = [k for k, v in logs.items() if not math.isfinite(v)]
         if not bad:
             return
-        self.run.close_events()
-        self.run.update_info(state="diverged", diverged_at_step=step + 1)
+        if self.main:
+            self.run.close_events()
+            self.run.update_info(state="diverged", diverged_at_step=step + 1)
         latest = self.run.latest_checkpoint()
         kept = f"the last good checkpoint is step {latest[0]}" if latest else "no checkpoint was written yet"
         terms = ", ".join(f"{k}={logs[k]}" for k in bad)
@@ -197,6 +227,8 @@ class Trainer:
     def _finish(self, fit: FitResult) -> FitResult:
         """run.json says how the run stands: state, step, the training time summed over sessions, and the peak memory
         of the largest session."""
+        if not self.main:
+            return fit
         self.run.close_events()
         info = self.run.read_info()
         peak, kind = peak_memory_mib(self.task.device)
@@ -229,6 +261,7 @@ class Trainer:
             "steps_per_epoch": self.loader.steps_per_epoch,
             "versions": {"latentforge": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "threads": torch.get_num_threads(),
+            "world_size": self.world.size,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         }
 

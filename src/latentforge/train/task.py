@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -41,6 +41,15 @@ class Batch:
     index: torch.Tensor  # dataset indices (int64, CPU): per-example identities such as DeAE patterns
     epoch: int
     step: int  # 0-based index of the optimizer step this batch feeds
+    rows: torch.Tensor | None = None  # under torchrun: this process's rows of the global batch (None: all of it)
+    global_size: int | None = None  # the global batch size (None: this batch's own size)
+
+    def draw(self, fn: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """Per-example randomness: `fn(n)` draws n rows for the whole global batch, and this process keeps its
+        own rows, so N processes draw exactly what one process would (the same stream, whatever the world size)."""
+        if self.rows is None:
+            return fn(self.images.shape[0])
+        return fn(self.global_size)[self.rows]
 
 
 @dataclass(frozen=True)
