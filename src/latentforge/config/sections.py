@@ -110,6 +110,9 @@ class TrainConfig(Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     threads: Optional[PositiveInt] = None
+    # channels_last: NHWC convolutions (measured 1.16x on the DeAE cpu preset on 2 cores, 1.01x on paper); auto:
+    # channels_last on CUDA, contiguous on a CPU
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     sync_bn: bool = False  # under torchrun on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
     log_every: PositiveInt = 10
     sample_every: PositiveInt = 500

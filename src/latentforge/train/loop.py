@@ -49,6 +49,12 @@ def resolve_device(name: str, option: str = "train.device") -> torch.device:
     return dev
 
 
+def memory_format(name: str, device: torch.device) -> torch.memory_format:
+    if name == "channels_last" or (name == "auto" and device.type == "cuda"):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     if not use_bf16:
@@ -59,8 +65,9 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
 class EpochLoader:
     """Batches by step number: step s lies in epoch s // steps_per_epoch, at a fixed place in that epoch's order."""
 
-    def __init__(self, dataset: TrainingData, batch_size: int, seed: int, device: torch.device):
-        self.dataset, self.seed, self.device = dataset, seed, device
+    def __init__(self, dataset: TrainingData, batch_size: int, seed: int, device: torch.device,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        self.dataset, self.seed, self.device, self.memory_format = dataset, seed, device, memory_format
         self.batch_size = min(batch_size, len(dataset))
         self.steps_per_epoch = len(dataset) // self.batch_size
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
@@ -75,6 +82,8 @@ class EpochLoader:
         if distributed.world().enabled:  # this process's share of the global batch
             index, rows = distributed.shard(index)
         images = self.dataset.get(index).to(self.device, non_blocking=True)
+        if images.dim() == 4 and self.memory_format is not torch.contiguous_format:
+            images = images.contiguous(memory_format=self.memory_format)
         return Batch(images=images, index=index, epoch=epoch, step=step, rows=rows,
                      global_size=self.batch_size if rows is not None else None)
 
@@ -92,7 +101,11 @@ class Trainer:
     def __init__(self, task: TrainTask, dataset: TrainingData, run: RunDir, progress: bool = True):
         self.task, self.dataset, self.run = task, dataset, run
         self.cfg = task.cfg.train
-        self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device)
+        self.memory_format = memory_format(self.cfg.memory_format, task.device)
+        if self.memory_format is torch.channels_last:  # weights (and their EMA copies) in NHWC
+            for m in [*task.modules().values(), *(e.model for e in task.emas.values())]:
+                m.to(memory_format=torch.channels_last)
+        self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device, self.memory_format)
         self.world = distributed.world()
         self.main = self.world.is_main  # only rank 0 writes to the run folder
         self.progress = progress and self.main
