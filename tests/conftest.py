@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -20,3 +21,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("LATENTFORGE_LPIPS_HEADS", raising=False)
     monkeypatch.delenv("LATENTFORGE_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+
+
+def train_losses(run):
+    """The logged training losses of a run folder, in step order (what resume tests compare)."""
+    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "train"]

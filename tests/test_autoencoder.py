@@ -11,6 +11,7 @@ from latentforge.data import load_dataset
 from latentforge.errors import ConfigError
 from latentforge.models.autoencoder import AEDecoder, AEEncoder, kl_to_standard_normal
 from latentforge.utils.checkpoint import load_checkpoint
+from conftest import train_losses
 
 AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.log_every=1",
            "train.sample_every=1000", "train.checkpoint_every=6", "train.keep_checkpoints=10", "train.grid_size=4"]
@@ -21,9 +22,6 @@ def _state(run, step, module):
     return state["modules"][module]
 
 
-def _losses(run):
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if r["kind"] == "train"]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +81,7 @@ def test_resume_in_the_middle_of_stage_two_is_exact(dae_run, tmp_path):
     latentforge.train("dae", data="digits", steps=24, out=part, preset="tiny", progress=False, overrides=AE_TINY,
                       until_step=18)
     latentforge.train("dae", out=part, resume=True, progress=False)
-    np.testing.assert_allclose(_losses(part), _losses(dae_run), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(train_losses(part), train_losses(dae_run), rtol=1e-5, atol=1e-7)
     a, b = _state(part, 24, "decoder"), _state(dae_run, 24, "decoder")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
@@ -95,7 +93,7 @@ def test_joint_baseline_trains_encoder_and_decoder_throughout(tmp_path):
     assert any(not torch.equal(e12[k], e24[k]) for k in e12)
     assert set(load_checkpoint(out / "checkpoints" / "step_0000024.safetensors")[0]["modules"]) == {"encoder",
                                                                                                      "decoder"}
-    losses = _losses(out)
+    losses = train_losses(out)
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
     with pytest.raises(ConfigError, match="stage2_start"):
         latentforge.train("ae", data="digits", steps=2, out=tmp_path / "bad", preset="tiny", progress=False,

@@ -11,14 +11,12 @@ import torch
 
 import latentforge
 from latentforge.utils.checkpoint import load_checkpoint
+from conftest import train_losses
 
 SETS = ["data.resolution=16", "data.limit=64", "train.batch_size=16", "train.log_every=1", "train.checkpoint_every=4",
         "train.sample_every=1000", "train.threads=1", "train.keep_checkpoints=5"]
 
 
-def _losses(run):
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if r["kind"] == "train"]
 
 
 def _torchrun(out, steps, *extra):
@@ -44,7 +42,7 @@ def test_two_processes_match_one_with_the_same_global_batch(reference, tmp_path)
     # tolerance: the same arithmetic up to the order of float32 sums (gradient all-reduce), which Adam's
     # normalisation can turn into updates of up to lr for weights whose gradient is ~0: losses agree to 1e-4,
     # weights to 1e-3 of their norm (measured: max |difference| 1.6e-3 at lr 1e-3 after 8 steps)
-    np.testing.assert_allclose(_losses(out), _losses(reference), rtol=1e-4)
+    np.testing.assert_allclose(train_losses(out), train_losses(reference), rtol=1e-4)
     a = load_checkpoint(out / "checkpoints" / "step_0000008.safetensors")[0]["modules"]
     b = load_checkpoint(reference / "checkpoints" / "step_0000008.safetensors")[0]["modules"]
     for name in a:
@@ -62,4 +60,4 @@ def test_a_run_resumes_under_another_world_size(reference, tmp_path):
     _torchrun(out, 4, *[x for s in SETS for x in ("--set", s)])
     assert load_checkpoint(out / "checkpoints" / "step_0000004.safetensors")[1]["world_size"] == 2
     latentforge.train("ae", out=out, steps=8, resume=True, progress=False)  # one process from here
-    np.testing.assert_allclose(_losses(out), _losses(reference), rtol=1e-4)
+    np.testing.assert_allclose(train_losses(out), train_losses(reference), rtol=1e-4)

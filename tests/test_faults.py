@@ -18,15 +18,13 @@ from latentforge.cli.main import main
 from latentforge.errors import TrainingDiverged
 from latentforge.tasks.deae import DeAETask
 from latentforge.utils.checkpoint import CorruptCheckpointError, load_checkpoint
+from conftest import train_losses
 
 FAST = ["data.resolution=16", "model.enc_widths=[16,32,64]", "model.mask_active=[1,2]", "model.latent_dim=16",
         "train.batch_size=16", "train.log_every=1", "train.sample_every=1000", "train.grid_size=4", "train.threads=1",
         "data.limit=128", "train.keep_checkpoints=3"]
 
 
-def _losses(run):
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if r["kind"] == "train"]
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
@@ -70,7 +68,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path):
         f.write('{"kind": "train", "step": 9, "lo')  # a torn last line, as a kill mid-write leaves it
     with pytest.warns(UserWarning, match="falling back"):
         latentforge.train("deae", out=out, resume=True, progress=False)
-    np.testing.assert_allclose(_losses(out), _losses(ref), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(train_losses(out), train_losses(ref), rtol=1e-5, atol=1e-7)
     assert load_run(out).step == 8
 
 
@@ -95,7 +93,7 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
         deadline = time.time() + 60
         target = rng.randint(2, steps - 2)  # kill once the log shows this step (+ a random sub-step delay)
         while proc.poll() is None and time.time() < deadline:
-            done = len(_losses(out)) if (out / "metrics.jsonl").is_file() else 0
+            done = len(train_losses(out)) if (out / "metrics.jsonl").is_file() else 0
             if done >= target:
                 time.sleep(rng.uniform(0, 0.05))
                 proc.send_signal(signal.SIGKILL)
@@ -106,7 +104,7 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
     assert kills >= 2
     subprocess.run([*cmd, "--out", str(out), *args, "--resume"], check=True, capture_output=True,
                    env=os.environ | {"OMP_NUM_THREADS": "1"})
-    np.testing.assert_allclose(_losses(out), _losses(ref), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(train_losses(out), train_losses(ref), rtol=1e-5, atol=1e-7)
     a = load_checkpoint(out / "checkpoints" / f"step_{steps:07d}.safetensors")[0]["modules"]
     b = load_checkpoint(ref / "checkpoints" / f"step_{steps:07d}.safetensors")[0]["modules"]
     for name in a:

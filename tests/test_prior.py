@@ -14,6 +14,7 @@ from latentforge.data.latent_cache import latent_cache_key
 from latentforge.errors import CheckpointError, ConfigError
 from latentforge.tasks.prior import PriorTask
 from latentforge.utils.checkpoint import load_checkpoint
+from conftest import train_losses
 
 AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.log_every=1",
            "train.sample_every=1000", "train.checkpoint_every=12", "train.keep_checkpoints=10", "train.grid_size=4"]
@@ -21,9 +22,6 @@ PRIOR_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=10
               "train.keep_checkpoints=10", "train.grid_size=4", "model.sample_steps=4"]
 
 
-def _losses(run):
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if r["kind"] == "train"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,7 @@ def test_the_run_pins_its_source_and_trains_on_cached_latents(runs, shared_cache
 
 
 def test_prior_loss_decreases(runs):
-    losses = _losses(runs / "prior")
+    losses = train_losses(runs / "prior")
     assert len(losses) == 30
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
 
@@ -116,7 +114,7 @@ def test_resume_in_the_middle_of_the_prior_is_exact(runs, shared_cache, tmp_path
     overrides = [f"model.source.run={runs / 'dae'}", *PRIOR_TINY]
     latentforge.train("prior", steps=30, out=part, preset="tiny", progress=False, overrides=overrides, until_step=20)
     latentforge.train("prior", out=part, resume=True, progress=False)
-    np.testing.assert_allclose(_losses(part), _losses(runs / "prior"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(train_losses(part), train_losses(runs / "prior"), rtol=1e-5, atol=1e-7)
     a = load_checkpoint(part / "checkpoints" / "step_0000030.safetensors")[0]["ema"]["unet"]
     b = load_checkpoint(runs / "prior" / "checkpoints" / "step_0000030.safetensors")[0]["ema"]["unet"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

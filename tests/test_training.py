@@ -1,5 +1,4 @@
 """Training behaviour: memorisation, exact resume, fresh samples, interruption."""
-import json
 
 import numpy as np
 import pytest
@@ -10,12 +9,9 @@ from latentforge.api import load_run
 from latentforge.data import load_dataset
 from latentforge.metrics.pixel import mean_pairwise_distance, rms_distance
 
-from conftest import TINY
+from conftest import TINY, train_losses
 
 
-def _losses(run_dir):
-    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-            if r["kind"] == "train"]
 
 
 def test_memorises_training_examples_from_their_patterns(tmp_path):
@@ -31,7 +27,7 @@ def test_memorises_training_examples_from_their_patterns(tmp_path):
     wrong = rms_distance(rec, data.get(np.roll(idx, 1)))  # = example i decoded from pattern i-1's viewpoint
     assert own.mean() < 0.5 * wrong.mean()
     assert (own < wrong).float().mean() > 0.9
-    losses = _losses(out)
+    losses = train_losses(out)
     assert losses[-1] < 0.5 * losses[0]
     assert res.summary["recon_rms_own_pattern"] == pytest.approx(float(own.mean()), rel=1e-4)
 
@@ -64,7 +60,7 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path):
     assert [p.name for p in (part / "checkpoints").glob("*.safetensors")] == ["step_0000007.safetensors"] or \
         (part / "checkpoints" / "step_0000007.safetensors").is_file()
     latentforge.train("deae", out=part, resume=True, progress=False)
-    a, b = _losses(full), _losses(part)
+    a, b = train_losses(full), train_losses(part)
     assert len(a) == len(b) == 12
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     wa = load_run(full).task.net.state_dict()
@@ -168,21 +164,15 @@ def test_cpu_preset_runs_on_fewer_images_than_pattern_clusters(tmp_path):
 
 
 def test_channels_last_trains_the_same_model_and_resumes_exactly(tmp_path):
-    import json
-
     import numpy as np
 
     from conftest import TINY
-
-    def losses(out):
-        return [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()
-                if json.loads(x)["kind"] == "train"]
 
     sets = TINY + ["train.checkpoint_every=2"]
     for fmt in ("contiguous", "channels_last"):
         latentforge.train("deae", data="digits", steps=4, out=tmp_path / fmt, preset="tiny", progress=False,
                           overrides=sets + [f"train.memory_format={fmt}"])
-    nhwc, nchw = losses(tmp_path / "channels_last"), losses(tmp_path / "contiguous")
+    nhwc, nchw = train_losses(tmp_path / "channels_last"), train_losses(tmp_path / "contiguous")
     # the same model and data: the first loss agrees to float order; NHWC kernels sum in another order, which
     # training then amplifies (measured 2e-4 relative at step 4 with 2 threads, 1e-2 with 1 thread)
     np.testing.assert_allclose(nhwc[0], nchw[0], rtol=1e-5)
@@ -191,5 +181,5 @@ def test_channels_last_trains_the_same_model_and_resumes_exactly(tmp_path):
     latentforge.train("deae", data="digits", steps=4, out=part, preset="tiny", progress=False,
                       overrides=sets + ["train.memory_format=channels_last"], until_step=2)
     latentforge.train("deae", out=part, resume=True, progress=False)
-    np.testing.assert_allclose(losses(part), nhwc, rtol=1e-6)
+    np.testing.assert_allclose(train_losses(part), nhwc, rtol=1e-6)
     assert latentforge.load_run(tmp_path / "channels_last").task.sample(2, seed=0).shape == (2, 1, 16, 16)

@@ -15,11 +15,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from latentforge.data.dataset import ImageDataset
 from latentforge.data.fetch import default_cache_dir
-from latentforge.utils.io import umask_mode
+from latentforge.utils.io import atomic_write_bytes
 
 
 @dataclass
@@ -92,11 +92,4 @@ def _read(path: Path, count: int) -> torch.Tensor | None:
 
 
 def _write(path: Path, latents: torch.Tensor, source: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
-    try:
-        save_file({"latents": latents}, str(tmp), metadata={"source": json.dumps(source)})
-        tmp.chmod(umask_mode())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, save({"latents": latents}, metadata={"source": json.dumps(source)}))

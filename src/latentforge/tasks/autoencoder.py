@@ -262,8 +262,6 @@ class DAETask(AETask):
 
 
 def _encoder_source(ref):
-    from latentforge.tasks.references import resolve_reference
-    from latentforge.train.task import EncodesImages
+    from latentforge.tasks.references import resolve_autoencoder
 
-    return resolve_reference(ref, "cpu", "model.encoder_from",
-                             ability=(EncodesImages, "an autoencoder run (ae or dae) whose encoder stage 2 starts from"))
+    return resolve_autoencoder(ref, "cpu", "model.encoder_from", purpose=" whose encoder stage 2 starts from")

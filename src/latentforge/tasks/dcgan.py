@@ -186,13 +186,11 @@ def _autoencoder_features(run_dir: str | None, shape: DataShape, device: torch.d
     latent cache; with the name and record of the encoder they came from."""
     from latentforge.config import RunRef
     from latentforge.data.latent_cache import cached_latents
-    from latentforge.tasks.references import resolve_reference
-    from latentforge.train.task import EncodesImages
+    from latentforge.tasks.references import resolve_autoencoder
 
     if not run_dir:
         raise ConfigError("a dae latent needs a trained autoencoder run: set model.latent.dae_run=RUNDIR")
-    resolved = resolve_reference(RunRef(run=run_dir), device, "model.latent.dae_run",
-                                 ability=(EncodesImages, "an autoencoder run (dae or ae)"))
+    resolved = resolve_autoencoder(RunRef(run=run_dir), device, "model.latent.dae_run")
     theirs = resolved.task.shape
     if (theirs.channels, theirs.resolution) != (shape.channels, shape.resolution):
         raise ConfigError(f"the autoencoder run {run_dir} was trained on {theirs.channels}x{theirs.resolution}px "

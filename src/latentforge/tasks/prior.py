@@ -23,15 +23,14 @@ from latentforge.data.protocol import TrainingData
 from latentforge.errors import ConfigError, LatentforgeError
 from latentforge.metrics.pixel import rms_distance
 from latentforge.models.prior import build_latent_unet, build_schedulers
-from latentforge.tasks.references import ResolvedRef, pinned, resolve_reference
+from latentforge.tasks.references import ResolvedRef, pinned, resolve_autoencoder
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, EncodesImages, TrainTask, apply_schedule, step_generator
+from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
 
 
 def _source(cfg: RunConfig, device: torch.device | str, expect: dict[str, Any] | None = None) -> ResolvedRef:
     ref = cfg.model.source
-    resolved = resolve_reference(ref, device, "model.source", expect, ability=(
-        EncodesImages, "an autoencoder run (ae or dae) that encodes images and decodes latents"))
+    resolved = resolve_autoencoder(ref, device, "model.source", expect, " that encodes images and decodes latents")
     if ref.module != "encoder":
         raise ConfigError(f"model.source.module must be 'encoder' for a prior (its latents), got {ref.module!r}")
     return resolved

@@ -55,6 +55,15 @@ def resolve_reference(ref: RunRef, device: torch.device | str = "cpu", what: str
     return ResolvedRef(loaded, record)
 
 
+def resolve_autoencoder(ref: RunRef, device: torch.device | str = "cpu", what: str = "model.source",
+                        expect: dict[str, Any] | None = None, purpose: str = "") -> ResolvedRef:
+    """A reference that must be an autoencoder run (ae or dae): one that encodes images and decodes latents."""
+    from latentforge.train.task import EncodesImages
+
+    return resolve_reference(ref, device, what, expect,
+                             ability=(EncodesImages, f"an autoencoder run (ae or dae){purpose}"))
+
+
 def pinned(ref: RunRef, resolved: ResolvedRef) -> RunRef:
     """The reference with its folder made absolute and its step fixed, as the new run's config stores it."""
     return ref.model_copy(update={"run": resolved.record["run"], "step": resolved.record["step"]})

@@ -52,5 +52,9 @@ def save_npz_atomic(path: Path, compressed: bool = False, **arrays: np.ndarray) 
     _write_atomic(path, lambda f: (np.savez_compressed if compressed else np.savez)(f, **arrays))
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _write_atomic(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
