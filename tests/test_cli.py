@@ -120,3 +120,18 @@ def test_openmp_wait_policy_is_chosen_before_torch_loads():
     code = "import latentforge.utils.threads as t, latentforge.cli.main; print(t.wait_policy_note())"
     note = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     assert note and "torch was imported" not in note
+
+
+def test_a_run_that_slows_down_on_a_busy_machine_is_told_how_to_continue():
+    from latentforge.utils.threads import SlowdownWatch
+
+    watch = SlowdownWatch(factor=3.0, warmup=2, cpus=2)
+    assert [watch.observe(v, load=4.0, spinning=True) for v in (5, 50)] == [None, None]  # warm-up intervals
+    assert watch.observe(200, load=4.0, spinning=True) is None  # the best so far
+    assert watch.observe(80, load=4.0, spinning=True) is None  # slower, but not 3x
+    assert watch.observe(60, load=1.0, spinning=True) is None  # 3x slower on an idle machine: not contention
+    advice = watch.observe(60, load=4.0, spinning=True)
+    assert "60 img/s from 200" in advice and "OMP_WAIT_POLICY=PASSIVE" in advice and "--resume" in advice
+    assert watch.observe(10, load=4.0, spinning=True) is None  # said once
+    passive = SlowdownWatch(warmup=0, cpus=2)
+    assert passive.observe(200, load=4, spinning=False) is None and passive.observe(10, load=4, spinning=False) is None

@@ -1,5 +1,7 @@
 """Training behaviour: memorisation, exact resume, fresh samples, interruption."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -183,3 +185,51 @@ def test_channels_last_trains_the_same_model_and_resumes_exactly(tmp_path):
     latentforge.train("deae", out=part, resume=True, progress=False)
     np.testing.assert_allclose(train_losses(part), nhwc, rtol=1e-6)
     assert latentforge.load_run(tmp_path / "channels_last").task.sample(2, seed=0).shape == (2, 1, 16, 16)
+
+
+GAN = ["data.resolution=16", "train.batch_size=16", "train.log_every=1", "train.sample_every=1000",
+       "train.grid_size=4"]
+
+
+@pytest.mark.parametrize("model,base", [("deae", TINY),  # the GAN's four compiled graphs take minutes on 2 cores
+                                        pytest.param("dcgan", GAN, marks=pytest.mark.slow)])
+def test_compiled_modules_train_the_same_model_and_resume_exactly(tmp_path, model, base):
+    """train.compile wraps the trained modules in place: the same losses as eager (graph capture with the 'eager'
+    backend, which needs no C++ compiler; inductor's kernels are timed in benchmarks/cpu_efficiency.py), the same
+    checkpoint keys, and an exact resume from a compiled run's checkpoint."""
+    sets = base + ["train.checkpoint_every=2"]
+    compiled = sets + ["train.compile=true", "train.compile_backend=eager"]
+    latentforge.train(model, data="digits", steps=4, out=tmp_path / "eager", preset="tiny", progress=False,
+                      overrides=sets)
+    latentforge.train(model, data="digits", steps=4, out=tmp_path / "compiled", preset="tiny", progress=False,
+                      overrides=compiled)
+    eager, comp = train_losses(tmp_path / "eager"), train_losses(tmp_path / "compiled")
+    assert len(comp) == len(eager) > 0
+    np.testing.assert_allclose(comp, eager, rtol=1e-4)
+    info = json.loads((tmp_path / "compiled" / "run.json").read_text())
+    assert info["compiled"] is True and info["data_placement"] == "host"
+    part = tmp_path / "part"
+    latentforge.train(model, data="digits", steps=4, out=part, preset="tiny", progress=False, overrides=compiled,
+                      until_step=2)
+    latentforge.train(model, out=part, resume=True, progress=False)
+    np.testing.assert_allclose(train_losses(part), comp, rtol=1e-6)
+    loaded = latentforge.load_run(tmp_path / "compiled")  # an eager load of a compiled run's weights
+    assert loaded.task.sample(2, seed=0).shape == (2, 1, 16, 16)
+
+
+def test_training_data_is_staged_on_the_gpu_only_when_it_fits():
+    """train.data_on_device: the decision (a quarter of the free memory), and what a staged copy returns."""
+    from latentforge.data.staging import fits_on_device, stage
+
+    assert fits_on_device(100, 400) and not fits_on_device(101, 400)
+    ds = load_dataset(latentforge.config.DataConfig(name="digits", resolution=16, limit=32))
+    cpu = torch.device("cpu")
+    assert stage(ds, cpu, "yes") == (ds, "host")  # nothing to move on a CPU
+    cuda = torch.device("cuda")
+    assert stage(ds, cuda, "no")[1] == "host (pinned batches)"
+    kept, where = stage(ds, cuda, "auto", free_bytes=ds.nbytes * 2)  # over a quarter: stays on the host
+    assert kept is ds and "over a quarter" in where
+    moved = ds.to_device(cpu)  # the staged copy (here on the CPU) draws the same batches
+    idx = torch.tensor([3, 1, 7])
+    assert torch.equal(moved.get(idx, device=cpu), ds.get(idx)) and moved.labels is ds.labels
+    assert ds.get(idx).dtype == torch.float32 and ds.get(idx).shape == (3, 1, 16, 16)

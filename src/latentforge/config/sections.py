@@ -114,6 +114,14 @@ class TrainConfig(Strict):
     # channels_last on CUDA, contiguous on a CPU
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     sync_bn: bool = False  # under torchrun on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
+    # torch.compile each trained module in place (checkpoints keep their keys; EMA copies and sampling stay eager).
+    # Measured 1.28x on the DeAE cpu preset on 2 CPU cores, 1.00x on paper, after a first step of up to ~2 min.
+    compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    compile_backend: str = "inductor"  # "eager" / "aot_eager": graph capture only, no code generation (debugging)
+    # where the training set lives: auto = on the GPU when it takes under a quarter of the free GPU memory, else
+    # in pinned host memory, sent as uint8 (4x fewer bytes than float) and converted on the device
+    data_on_device: Literal["auto", "yes", "no"] = "auto"
     log_every: PositiveInt = 10
     sample_every: PositiveInt = 500
     checkpoint_every: PositiveInt = 500

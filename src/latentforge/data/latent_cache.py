@@ -6,6 +6,7 @@ fingerprint: retraining the encoder, or changing the images, gives a new entry, 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import send
 from latentforge.data.fetch import default_cache_dir
 from latentforge.utils.io import atomic_write_bytes
 
@@ -44,8 +46,15 @@ class LatentDataset:
     def resolution(self) -> int:
         return self.latents.shape[-1]
 
-    def get(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
-        return self.latents[torch.as_tensor(index, dtype=torch.long)]
+    def get(self, index: torch.Tensor | np.ndarray | list[int], device: torch.device | None = None) -> torch.Tensor:
+        return send(self.latents[torch.as_tensor(index, dtype=torch.long, device=self.latents.device)], device)
+
+    @property
+    def nbytes(self) -> int:
+        return self.latents.numel() * self.latents.element_size()
+
+    def to_device(self, device: torch.device) -> "LatentDataset":
+        return dataclasses.replace(self, latents=self.latents.to(device))
 
     def std(self) -> float:
         """Standard deviation over all latent values: a prior divides by it so its data has unit scale (the

@@ -26,7 +26,18 @@ class TrainingData(Protocol):
 
     def __len__(self) -> int: ...
 
-    def get(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
-        """A float batch (N, C, H, W): images in [-1, 1], or latents as the encoder gave them."""
+    def get(self, index: torch.Tensor | np.ndarray | list[int], device: torch.device | None = None) -> torch.Tensor:
+        """A float batch (N, C, H, W): images in [-1, 1], or latents as the encoder gave them; on `device` (default:
+        where the data lives)."""
 
     def describe(self) -> dict[str, Any]: ...
+
+
+def send(batch: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    """`batch` on `device`: from host to GPU through pinned memory and without blocking the host, so the copy
+    overlaps the previous step's kernels."""
+    if device is None or batch.device == device:
+        return batch
+    if device.type == "cuda" and batch.device.type == "cpu":
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=True)

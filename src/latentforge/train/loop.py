@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from latentforge._version import __version__
 from latentforge.config import RunConfig
 from latentforge.data.protocol import TrainingData
+from latentforge.data.staging import stage
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
 from latentforge.train import distributed
 from latentforge.train.run_dir import RunDir
@@ -30,6 +31,7 @@ from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import save_checkpoint
 from latentforge.utils.images import save_grid
 from latentforge.utils.memory import peak_memory_mib
+from latentforge.utils.threads import SlowdownWatch, wait_policy_note
 
 
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
@@ -53,6 +55,14 @@ def memory_format(name: str, device: torch.device) -> torch.memory_format:
     if name == "channels_last" or (name == "auto" and device.type == "cuda"):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def compile_modules(task: TrainTask, mode: str, backend: str) -> None:
+    """torch.compile every module the task trains, in place (`nn.Module.compile`): state_dict keys, optimizers and
+    gradient hooks see the same parameters, so checkpoints and resume do not change. Only `forward` is compiled; the
+    EMA copies (which sample) stay eager, so a grid does not trigger a recompilation for its batch size."""
+    for module in task.modules().values():
+        module.compile(mode=None if mode == "default" else mode, backend=backend)
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -81,7 +91,7 @@ class EpochLoader:
         rows = None
         if distributed.world().enabled:  # this process's share of the global batch
             index, rows = distributed.shard(index)
-        images = self.dataset.get(index).to(self.device, non_blocking=True)
+        images = self.dataset.get(index, device=self.device)
         if images.dim() == 4 and self.memory_format is not torch.contiguous_format:
             images = images.contiguous(memory_format=self.memory_format)
         return Batch(images=images, index=index, epoch=epoch, step=step, rows=rows,
@@ -105,7 +115,8 @@ class Trainer:
         if self.memory_format is torch.channels_last:  # weights (and their EMA copies) in NHWC
             for m in [*task.modules().values(), *(e.model for e in task.emas.values())]:
                 m.to(memory_format=torch.channels_last)
-        self.loader = EpochLoader(dataset, self.cfg.batch_size, self.cfg.seed, task.device, self.memory_format)
+        staged, self.data_placement = stage(dataset, task.device, self.cfg.data_on_device)
+        self.loader = EpochLoader(staged, self.cfg.batch_size, self.cfg.seed, task.device, self.memory_format)
         self.world = distributed.world()
         self.main = self.world.is_main  # only rank 0 writes to the run folder
         self.progress = progress and self.main
@@ -115,6 +126,8 @@ class Trainer:
                 distributed.convert_sync_batchnorm(task.modules(), task.device)
             distributed.broadcast_modules(task.modules())
             distributed.sync_gradients(task.optimizers())
+        if self.cfg.compile:  # last: after SyncBatchNorm replaced modules, and after the tasks made their EMA copies
+            compile_modules(task, self.cfg.compile_mode, self.cfg.compile_backend)
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
@@ -276,6 +289,8 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "world_size": self.world.size,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "data_placement": self.data_placement,
+            "compiled": self.cfg.compile,
         }
 
 
@@ -290,6 +305,7 @@ class ProgressReport:
         self.estimate_at = min(end, start + estimate_after)
         self.t0 = self.t_last = time.perf_counter()
         self.on = trainer.progress
+        self.slowdown = SlowdownWatch() if trainer.task.device.type == "cpu" else None
 
     def start_line(self) -> None:
         if not self.on:
@@ -301,7 +317,9 @@ class ProgressReport:
               f"{t.device} with {torch.get_num_threads()} threads{_wait_policy(t.device)}; data {ds.name} "
               f"({len(ds):,} {ds.split} {ds.kind}, "
               f"{ds.resolution}x{ds.resolution}x{ds.channels}); {cfg.train.steps:,} steps of batch "
-              f"{self.trainer.loader.batch_size}", flush=True)
+              f"{self.trainer.loader.batch_size}"
+              + ("; compiled with torch.compile (the first step compiles: minutes)" if cfg.train.compile else ""),
+              flush=True)
 
     def stepped(self, step: int) -> None:
         if self.on and step == self.estimate_at and step < self.end:
@@ -311,6 +329,9 @@ class ProgressReport:
                        f"{self.end - step:,} steps")
 
     def logged(self, step: int, last: dict[str, float], img_s: float, bar_hidden: bool) -> None:
+        advice = self.slowdown.observe(img_s) if self.on and self.slowdown else None
+        if advice:
+            tqdm.write(f"note: {advice}")
         now = time.perf_counter()
         if not (self.on and bar_hidden) or (now - self.t_last < self.every_s and step != self.end):
             return
@@ -323,8 +344,6 @@ class ProgressReport:
 
 
 def _wait_policy(device: torch.device) -> str:
-    from latentforge.utils.threads import wait_policy_note
-
     return f" (OpenMP wait policy {wait_policy_note()})" if device.type == "cpu" else ""
 
 

@@ -36,3 +36,29 @@ def choose_wait_policy(env: MutableMapping[str, str] | None = None, torch_loaded
 
 def wait_policy_note() -> str:
     return _note
+
+
+class SlowdownWatch:
+    """The machine got busy after training started: the policy chosen at import no longer fits, and OpenMP reads it
+    only once. Watches the throughput of each logging interval and, once, returns a line that says so and how to
+    continue (stop, set OMP_WAIT_POLICY=PASSIVE, --resume: the run continues exactly where it was)."""
+
+    def __init__(self, factor: float = 3.0, warmup: int = 3, cpus: int | None = None):
+        self.factor, self.warmup, self.cpus = factor, warmup, cpus or os.cpu_count() or 1
+        self.best, self.seen, self.said = 0.0, 0, False
+
+    def observe(self, img_per_s: float, load: float | None = None, spinning: bool | None = None) -> str | None:
+        self.seen += 1
+        if self.seen <= self.warmup:  # the first intervals include warm-up and the first sample grid
+            return None
+        self.best = max(self.best, img_per_s)
+        spinning = (not _note.startswith("PASSIVE")) if spinning is None else spinning
+        if self.said or not spinning or img_per_s * self.factor > self.best:
+            return None
+        load = os.getloadavg()[0] if load is None else load
+        if load < self.cpus:  # slower, but not because the cores are shared: nothing to advise
+            return None
+        self.said = True
+        return (f"training slowed to {img_per_s:.0f} img/s from {self.best:.0f} while the machine is busy (load "
+                f"{load:.1f} on {self.cpus} cores); with OpenMP spin-waiting that can cost 10x. Stop (Ctrl-C saves), "
+                f"then continue with OMP_WAIT_POLICY=PASSIVE latentforge train ... --resume")
