@@ -29,5 +29,6 @@ def stage(data: TrainingData, device: torch.device, policy: str = "auto",
     if policy == "auto":
         free = torch.cuda.mem_get_info(device)[0] if free_bytes is None else free_bytes
         if not fits_on_device(data.nbytes, free):
-            return data, f"host (pinned batches; {data.nbytes / 2**20:.0f} MiB is over a quarter of the free GPU memory)"
+            mib = data.nbytes / 2**20
+            return data, f"host (pinned batches; {mib:.0f} MiB is over a quarter of the free GPU memory)"
     return data.to_device(device), "device"
