@@ -12,7 +12,7 @@ each, so drifting load hits every variant alike), and reports the median step:
                      which compiles, is reported apart;
   * compile+cl       both.
 The machine's rate is the best of several square matmuls (fp32 4096^2 on a CPU, bf16 8192^2 on CUDA) on the same
-threads; a step's work is counted by torch's FlopCounterMode (convolutions and matmuls, forward and backward), so
+threads; on CUDA every variant runs under bf16 autocast, as the Trainer does; a step's work is counted by torch's FlopCounterMode (convolutions and matmuls, forward and backward), so
 "of matmul rate" = step FLOPs / step time / matmul rate: how close the step comes to the best dense kernel here.
 
     python benchmarks/cpu_efficiency.py                           # all presets and variants (~15 min on 2 cores)
@@ -37,7 +37,7 @@ from _record import write_record  # noqa: E402
 
 from latentforge.config import build_config  # noqa: E402
 from latentforge.tasks.deae import DeAETask  # noqa: E402
-from latentforge.train.loop import compile_modules  # noqa: E402
+from latentforge.train.loop import autocast_context, compile_modules  # noqa: E402
 from latentforge.train.task import Batch, DataShape  # noqa: E402
 
 PRESETS = ("tiny", "cpu", "paper")
@@ -80,10 +80,15 @@ class Variant:
             compile_modules(self.task, "default", "inductor")
         if name == "plain":
             self.opt = torch.optim.Adam(self.task.net.parameters(), lr=1e-3)
+        self.precision = "bf16" if device.type == "cuda" else "fp32"  # as the Trainer's default (precision=auto)
         self.times: list[float] = []
         self.first_s: float | None = None
 
     def step(self, b: Batch) -> None:
+        with autocast_context(self.task.device, self.precision):
+            self._step(b)
+
+    def _step(self, b: Batch) -> None:
         if self.name != "plain":
             images = b.images.contiguous(memory_format=self.format)
             self.task.train_step(Batch(images=images, index=b.index, epoch=b.epoch, step=b.step))
