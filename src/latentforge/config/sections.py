@@ -115,7 +115,8 @@ class TrainConfig(Strict):
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     sync_bn: bool = False  # under torchrun on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
     # torch.compile each trained module in place (checkpoints keep their keys; EMA copies and sampling stay eager).
-    # Measured 1.28x on the DeAE cpu preset on 2 CPU cores, 1.00x on paper, after a first step of up to ~2 min.
+    # Measured on 2 CPU cores: 1.63x on the DeAE tiny preset, 1.28x on cpu, none on paper; the first steps compile
+    # (40-90 s there), so it pays on long runs only (benchmarks/cpu_efficiency.py).
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     compile_backend: str = "inductor"  # "eager" / "aot_eager": graph capture only, no code generation (debugging)

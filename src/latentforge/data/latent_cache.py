@@ -19,8 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from latentforge.data.dataset import ImageDataset
-from latentforge.data.protocol import send
 from latentforge.data.fetch import default_cache_dir
+from latentforge.data.protocol import send
 from latentforge.utils.io import atomic_write_bytes
 
 
