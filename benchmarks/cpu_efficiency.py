@@ -12,8 +12,9 @@ each, so drifting load hits every variant alike), and reports the median step:
                      which compiles, is reported apart;
   * compile+cl       both.
 The machine's rate is the best of several square matmuls (fp32 4096^2 on a CPU, bf16 8192^2 on CUDA) on the same
-threads; on CUDA every variant runs under bf16 autocast, as the Trainer does; a step's work is counted by torch's FlopCounterMode (convolutions and matmuls, forward and backward), so
-"of matmul rate" = step FLOPs / step time / matmul rate: how close the step comes to the best dense kernel here.
+threads; on CUDA every variant runs under bf16 autocast, as the Trainer does. A step's work is counted by torch's
+FlopCounterMode (convolutions and matmuls, forward and backward), so "of matmul rate" = step FLOPs / step time /
+matmul rate: how close the step comes to the best dense kernel here.
 
     python benchmarks/cpu_efficiency.py                           # all presets and variants (~15 min on 2 cores)
     python benchmarks/cpu_efficiency.py --presets tiny --variants plain,eager --rounds 1 --steps 2   # smoke check
@@ -80,6 +81,7 @@ class Variant:
             compile_modules(self.task, "default", "inductor")
         if name == "plain":
             self.opt = torch.optim.Adam(self.task.net.parameters(), lr=1e-3)
+            self.plain_inputs: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
         self.precision = "bf16" if device.type == "cuda" else "fp32"  # as the Trainer's default (precision=auto)
         self.times: list[float] = []
         self.first_s: float | None = None
@@ -94,11 +96,9 @@ class Variant:
             self.task.train_step(Batch(images=images, index=b.index, epoch=b.epoch, step=b.step))
             return
         t = self.task
-        if not hasattr(b, "plain_inputs"):  # what the real step derives per batch, made outside the timing
-            masks = t.masks_for(b.index, False)
-            noise = torch.randn_like(b.images)
-            object.__setattr__(b, "plain_inputs", (masks, noise))
-        masks, noise = b.plain_inputs
+        if b.step not in self.plain_inputs:  # what the real step derives per batch, made once, outside the timing
+            self.plain_inputs[b.step] = (t.masks_for(b.index, False), torch.randn_like(b.images))
+        masks, noise = self.plain_inputs[b.step]
         t.net.train()
         loss = F.mse_loss(t.net(noise, masks), b.images)
         self.opt.zero_grad(set_to_none=True)

@@ -22,8 +22,6 @@ def _state(run, step, module):
     return state["modules"][module]
 
 
-
-
 @pytest.fixture(scope="module")
 def dae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dae") / "run"

@@ -17,8 +17,6 @@ SETS = ["data.resolution=16", "data.limit=64", "train.batch_size=16", "train.log
         "train.sample_every=1000", "train.threads=1", "train.keep_checkpoints=5"]
 
 
-
-
 def _torchrun(out, steps, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "latentforge", "train", "ae", "--data", "digits", "--preset", "tiny", "--steps", str(steps),

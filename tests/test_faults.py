@@ -25,8 +25,6 @@ FAST = ["data.resolution=16", "model.enc_widths=[16,32,64]", "model.mask_active=
         "data.limit=128", "train.keep_checkpoints=3"]
 
 
-
-
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     real = DeAETask.train_step
 

@@ -22,8 +22,6 @@ PRIOR_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=10
               "train.keep_checkpoints=10", "train.grid_size=4", "model.sample_steps=4"]
 
 
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A 24-step DAE on 96 digits at 16 px (4x4x4 latents) and a 30-step prior on its latents."""
