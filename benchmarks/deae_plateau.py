@@ -16,6 +16,9 @@ the winners by the clock on the CPU). Runs go `--jobs` at a time, each in its ow
 
     python benchmarks/deae_plateau.py --datasets emoji,mnist --variants all --steps 4000 --jobs 8   # GPU sweep
     python benchmarks/deae_plateau.py --variants base,best --budgets 600,1800 --seeds 0,1 --eval --jobs 2
+
+Seeds measured on different occasions are combined with `--merge A.json B.json --out C.json`: the rows of both,
+and a summary (mean ± std over seeds) per dataset, variant and budget.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workers import add_pool_arguments, run_cells, warm_feature_networks  # noqa: E402
+from _workers import add_pool_arguments, mean_std, run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_plateau.json"
 EVAL_KEYS = ("fid", "kid", "precision", "recall", "coverage", "diversity_ratio", "distinct_fraction")
@@ -165,9 +168,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     add_pool_arguments(p, DEFAULT_OUT, ("--variant",))
     p.add_argument("--planned-steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="combine earlier results (e.g. one file per seed) into --out, with mean ± std per budget")
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.merge:
+        merge(args.merge, args.out)
         return
 
     import latentforge
@@ -194,6 +202,8 @@ def main() -> None:
     results = [res | {"job": key} for key, res in done.items()]
     rows = sorted((r for r in results if "error" not in r), key=lambda r: (r["dataset"], r["variant"], r["seed"]))
     print_table(rows)
+    summary = summarize(rows)
+    print_summary(summary)
     from _record import write_record
 
     device = "CPU only"
@@ -203,7 +213,7 @@ def main() -> None:
     write_record("deae_plateau", args.out, load0, f"{args.threads} thread(s) per run, {args.jobs} runs at once",
                  device=device, wall_s=round(time.time() - t0, 1), settings=vars(args) | {"out": str(args.out)},
                  variants={v: VARIANTS[v] for v in variants}, latentforge=latentforge.__version__, rows=rows,
-                 errors=[r for r in results if "error" in r])
+                 summary=summary, errors=[r for r in results if "error" in r])
 
 
 def _line(r: dict) -> str:
@@ -211,6 +221,61 @@ def _line(r: dict) -> str:
     left = (f"left at step {leave['steps']} (epoch {leave['epochs']}, {leave['seconds']} s)" if leave["steps"]
             else "did not leave")
     return f"{r['steps']} steps, {left}, final ratio {r['final_ratio']:.2f}, diversity {r['final_diversity_ratio']:.2f}"
+
+
+def ratio_at(curve: list, step: int) -> float | None:
+    """The pattern-discrimination ratio of the diagnostic nearest to `step` (they are logged every --every steps)."""
+    return min(curve, key=lambda c: abs(c[0] - step))[1] if curve else None
+
+
+SUMMARY_KEYS = ("step", "ratio", "fid", "kid", "precision", "recall", "coverage", "diversity_ratio")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean ± std over seeds of each (dataset, variant, budget): steps reached, the ratio at the nearest diagnostic
+    and the evaluator's figures."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        for e in r["evals"]:
+            groups.setdefault((r["dataset"], e["budget_s"], r["variant"]), []).append(
+                e | {"ratio": ratio_at(r["curve"], e["step"]), "seed": r["seed"]})
+    out = []
+    for (dataset, budget, variant), evals in sorted(groups.items()):
+        row = {"dataset": dataset, "budget_s": budget, "variant": variant, "seeds": sorted(e["seed"] for e in evals),
+               "feature_network": evals[0]["feature_network"]}
+        for k in SUMMARY_KEYS:
+            row[k], row[k + "_std"] = mean_std([e.get(k) for e in evals])
+        out.append(row)
+    return out
+
+
+def print_summary(summary: list[dict]) -> None:
+    print(f"{'data':<6} {'budget':>6} {'variant':<18} {'seeds':<6} {'steps':>6} {'ratio':>12} {'FID':>12} "
+          f"{'KID':>11} {'rec':>5} {'cov':>5} {'div':>11}")
+    for r in summary:
+        def f(k, w=12, p=2):
+            return (f"{r[k]:.{p}f}±{r[k + '_std']:.{p}f}" if r[k] is not None else "n/a").rjust(w)
+        print(f"{r['dataset']:<6} {r['budget_s']:>6.0f} {r['variant']:<18} {','.join(map(str, r['seeds'])):<6} "
+              f"{r['step']:>6.0f} {f('ratio')} {f('fid', p=1)} {f('kid', 11)} {r['recall']:>5.2f} "
+              f"{r['coverage']:>5.2f} {f('diversity_ratio', 11)}")
+    if summary:
+        print(f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}")
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One record from several (e.g. one per seed): each source's conditions kept, rows joined, a summary added."""
+    sources = [json.loads(p.read_text()) for p in paths]
+    rows = sorted((r for s in sources for r in s["rows"]), key=lambda r: (r["dataset"], r["variant"], r["seed"]))
+    summary = summarize(rows)
+    print_summary(summary)
+    record = {"benchmark": "deae_plateau", "merged_from": [
+        {"file": p.name, **{k: s.get(k) for k in ("date", "machine", "loadavg_before", "loadavg_after", "wall_s",
+                                                  "settings")}} for p, s in zip(paths, sources)],
+        "variants": {k: v for s in sources for k, v in s.get("variants", {}).items()},
+        "rows": rows, "summary": summary, "errors": [e for s in sources for e in s.get("errors", [])]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, default=str))
+    print(f"wrote {out}")
 
 
 def print_table(rows: list[dict]) -> None:
