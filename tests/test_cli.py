@@ -61,13 +61,16 @@ def test_reconstruct_and_interpolate(run_dir, tmp_path):
     assert Image.open(tmp_path / "i.png").size == (4 * 18 + 2, 2 * 18 + 2)
 
 
-def test_resume_via_cli(run_dir, tmp_path):
+def test_resume_via_cli(run_dir, tmp_path, capsys):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     assert main(["train", "deae", "--out", str(copy), "--steps", "8", "--resume", "--no-progress"]) == 0
     assert (copy / "checkpoints" / "step_0000008.safetensors").is_file()
+    # --no-progress drops the bar, not what a log file needs: the start line and a plain progress line remain
+    out = capsys.readouterr().out
+    assert "resuming deae at step 6 (" in out and "step 8/8 loss" in out
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -41,11 +41,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     until_step: int | None = None,
+    bar: bool = True,
 ) -> TrainResult:
     """Train `model` into the run folder `out`. With resume=True, continue the run found there exactly.
 
     preset None: the model's reference recipe (`paper`) on a CUDA machine, its `cpu` preset otherwise (the
-    reference DeAE is an 18M-parameter, batch-256 GPU recipe: over a minute per step on 2 CPU cores)."""
+    reference DeAE is an 18M-parameter, batch-256 GPU recipe: over a minute per step on 2 CPU cores).
+    progress=False trains silently; bar=False keeps the printed lines (start, estimate, diagnostics, a progress
+    line every 30 s) without a progress bar."""
     run = RunDir(Path(out))
     base: dict[str, Any] = {"model_type": model}
     if data is not None:
@@ -95,7 +98,7 @@ def train(
     if world.is_main:
         run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
     distributed.barrier()
-    trainer = Trainer(task, dataset, run, progress=progress)
+    trainer = Trainer(task, dataset, run, progress=progress, bar=bar)
     fit = trainer.fit(resume=resume, until_step=until_step)
     if not world.is_main:  # rank 0 writes the summary; the others only trained their shards
         return TrainResult(run.root, fit.step, {"kind": "summary", "step": fit.step, "rank": world.rank},

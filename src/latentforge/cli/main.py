@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set model.optim.lr=1e-3 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: plain progress lines instead (as off a terminal)")
     t.add_argument("--no-report", action="store_true", help="do not write RUNDIR/report.html at the end")
 
     s = sub.add_parser("sample", help="draw new images from a trained run",
@@ -188,7 +189,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
             raise LatentforgeError("--data cannot be combined with --from: the model uses its source run's data")
         overrides = [f"model.source.run={a.from_run}", *overrides]
     res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
-                overrides=overrides, resume=a.resume, progress=not a.no_progress)
+                overrides=overrides, resume=a.resume, bar=not a.no_progress)
     from latentforge.train.distributed import world
 
     if not world().is_main:  # under torchrun, rank 0 reports

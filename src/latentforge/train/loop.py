@@ -108,7 +108,10 @@ class FitResult:
 
 
 class Trainer:
-    def __init__(self, task: TrainTask, dataset: TrainingData, run: RunDir, progress: bool = True):
+    def __init__(self, task: TrainTask, dataset: TrainingData, run: RunDir, progress: bool = True,
+                 bar: bool = True):
+        """progress: print the start line, estimates, diagnostics and progress (rank 0 only); bar: as a tqdm bar on a
+        terminal. Without the bar, or off a terminal, progress is a plain line every 30 s, which suits log files."""
         self.task, self.dataset, self.run = task, dataset, run
         self.cfg = task.cfg.train
         self.memory_format = memory_format(self.cfg.memory_format, task.device)
@@ -120,6 +123,7 @@ class Trainer:
         self.world = distributed.world()
         self.main = self.world.is_main  # only rank 0 writes to the run folder
         self.progress = progress and self.main
+        self.bar = bar
         if self.world.enabled:
             distributed.check_batch(self.loader.batch_size)
             if self.cfg.sync_bn:
@@ -183,8 +187,8 @@ class Trainer:
         n_acc, t_interval, t0 = 0, time.perf_counter(), time.perf_counter()
         last: dict[str, float] = {}
         step, state = start, "finished"
-        bar = tqdm(total=cfg.steps, initial=start, disable=None if self.progress else True, dynamic_ncols=True,
-                   desc=f"train {task.name}", unit="step")
+        bar = tqdm(total=cfg.steps, initial=start, disable=None if self.progress and self.bar else True,
+                   dynamic_ncols=True, desc=f"train {task.name}", unit="step")
         autocast = autocast_context(task.device, cfg.precision)
         try:
             while step < end:
