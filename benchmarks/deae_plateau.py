@@ -236,7 +236,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     and the evaluator's figures."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        for e in r["evals"]:
+        for e in r.get("evals", []):  # by-steps runs (--steps) have no wall-clock evaluations
             groups.setdefault((r["dataset"], e["budget_s"], r["variant"]), []).append(
                 e | {"ratio": ratio_at(r["curve"], e["step"]), "seed": r["seed"]})
     out = []
