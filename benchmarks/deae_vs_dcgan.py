@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workers import add_pool_arguments, run_cells, warm_feature_networks  # noqa: E402
+from _workers import add_pool_arguments, mean_std, run_cells, warm_feature_networks  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan.json"
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "nn_feature_ratio_vs_heldout", "near_copy_fraction")
@@ -112,8 +112,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
         row = {"dataset": d, "budget_s": b, "model": m, "seeds": len(rs), "steps": int(np.mean([r["steps"] for r in rs])),
                "feature_network": rs[0]["feature_network"]}
         for k in (*KEYS, "sample_diversity_rms"):
-            v = np.array([r[k] for r in rs if r.get(k) is not None], dtype=float)
-            row[k], row[k + "_std"] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else (None, None)
+            row[k], row[k + "_std"] = mean_std([r.get(k) for r in rs])
         out.append(row)
     return out
 

@@ -239,8 +239,6 @@ def test_training_data_is_staged_on_the_gpu_only_when_it_fits():
 def test_on_a_gpu_the_data_placement_does_not_change_training(tmp_path):
     """The whole set on the GPU (auto) and uint8 batches through pinned memory (no) give the same batches, so the
     same losses; a compiled CUDA run trains too."""
-    import numpy as np
-
     sets = TINY + ["train.device=cuda", "train.precision=fp32"]
     for placement in ("auto", "no"):
         latentforge.train("deae", data="digits", steps=4, out=tmp_path / placement, preset="tiny", progress=False,
