@@ -9,10 +9,28 @@ from pathlib import Path
 from typing import Any
 
 
+def cpu_description() -> str:
+    """The CPU's model name and whether it computes bf16 natively: speeds differ between machines of one kind."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    return f"{model} ({simd}, bf16: {', '.join(native) if native else 'not native'})"
+
+
 def write_record(name: str, out: Path, loadavg_before: tuple[float, float, float], machine: str = "",
                  device: str = "CPU only", **fields: Any) -> None:
     record = {"benchmark": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "machine": f"{os.cpu_count()} cores, {device}{', ' + machine if machine else ''}",
+              "cpu": cpu_description(),
               "loadavg_before": loadavg_before, "loadavg_after": os.getloadavg(), **fields}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, default=str))

@@ -54,8 +54,10 @@ def worker(args: argparse.Namespace) -> dict:
                                 overrides=(common if i == 0 else []) + [f"train.time_limit_s={budget - spent}"],
                                 resume=i > 0, progress=False)
         spent += res.summary["wall_s"]
-        ev = latentforge.evaluate_run(out, n=args.n, progress=False)
-        samples = latentforge.load_run(out).task.sample(256, seed=7)
+        ev = latentforge.evaluate_run(out, n=args.n, features=args.features, progress=False)
+        task = latentforge.load_run(out).task
+        samples = task.sample(256, seed=7)
+        keep_samples(task, out / f"samples_{budget:.0f}s.npy", args.n)
         rows.append({"dataset": args.dataset, "model": args.model, "seed": args.seed, "budget_s": budget,
                      "train_s": round(spent, 1), "steps": res.step, "steps_planned": steps,
                      "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
@@ -64,13 +66,23 @@ def worker(args: argparse.Namespace) -> dict:
     return {"rows": rows, "params": json.loads((out / "run.json").read_text())["task"]["parameters"]}
 
 
+def keep_samples(task, path: Path, n: int) -> None:
+    """n samples as uint8 (N, C, H, W), so a later judge can re-score this budget without retraining."""
+    import numpy as np
+    import torch
+
+    images = task.sample(n, seed=11)
+    np.save(path, ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="emoji,mnist")
     p.add_argument("--models", default="deae,dcgan")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--budgets", default="600,1800", help="cumulative wall-clock training budgets in seconds")
-    p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation")
+    p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation (and kept as .npy per budget)")
+    p.add_argument("--features", default="auto", help="evaluation feature network (latentforge eval --features)")
     add_pool_arguments(p, DEFAULT_OUT, ("--model",))
     args = p.parse_args()
     if args.worker:
@@ -85,7 +97,7 @@ def main() -> None:
 
     warm_feature_networks(args.datasets.split(","), 32)
     cells = {(d, m, s): ["--worker", "--dataset", d, "--model", m, "--seed", s, "--budgets", args.budgets,
-                         "--n", str(args.n), "--run-root", run_root] for d, m, s in jobs}
+                         "--n", str(args.n), "--features", args.features, "--run-root", run_root] for d, m, s in jobs}
     results = [{"job": key, **res} for key, res in run_cells(__file__, cells, args.jobs).items()]
     rows = [r for res in results for r in res.get("rows", [])]
     summary = aggregate(rows)

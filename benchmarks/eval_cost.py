@@ -1,5 +1,5 @@
 """What evaluating on an unlabelled set costs: first time (cold: decode, near-duplicate grouping, training the
-contrastive feature network, reference features) and every later time (cached), on 2 CPU cores.
+feature network or training the contrastive one, reference features) and every later time (cached), on 2 CPU cores.
 
 Sets, each handed to latentforge the way a user would (no labels):
   * mnist-5k:  the first 5,000 MNIST digits as a .npy array file (28x28 grey, evaluated at 32x32);
@@ -44,7 +44,7 @@ def make_source(kind: str, root: Path) -> Path:
     return emoji_folder(root)
 
 
-def worker(source: str) -> dict:
+def worker(source: str, features: str) -> dict:
     import torch
 
     from latentforge.config import DataConfig
@@ -57,7 +57,7 @@ def worker(source: str) -> dict:
         cfg = DataConfig(name=source, resolution=32)
         train, held = load_dataset(cfg), load_dataset(cfg.model_copy(update={"split": "test"}))
         t1 = time.perf_counter()
-        net = resolve_features("auto", train, held, progress=False)
+        net = resolve_features(features, train, held, progress=False)
         dataset_features(train, net), dataset_features(held, net)
         t2 = time.perf_counter()
         g = torch.Generator().manual_seed(0)
@@ -77,18 +77,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default="mnist-5k,emoji")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--features", default="auto", help="feature network (latentforge eval --features)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker)))
+        print(json.dumps(worker(args.worker, args.features)))
         return
     load0, rows = os.getloadavg(), []
     for kind in args.sets.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             source = make_source(kind, Path(tmp))
             env = os.environ | {"LATENTFORGE_CACHE": str(Path(tmp) / "cache")}
-            proc = subprocess.run([sys.executable, __file__, "--worker", str(source)], capture_output=True,
-                                  text=True, env=env)
+            proc = subprocess.run([sys.executable, __file__, "--worker", str(source), "--features", args.features],
+                                  capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-3000:])
             rows.append({"set": kind, **json.loads(proc.stdout.strip().splitlines()[-1])})

@@ -41,6 +41,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default="emoji,emoji-folder,mnist")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--features", default="trained", help="feature network (latentforge eval --features)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args()
 
@@ -55,7 +56,7 @@ def main() -> None:
             source = str(emoji_folder(Path(tmp))) if name == "emoji-folder" else name
             cfg = DataConfig(name=source, resolution=32)
             train, held = load_dataset(cfg), load_dataset(cfg.model_copy(update={"split": "test"}))
-            net = resolve_features("trained", train, held, progress=False)
+            net = resolve_features(args.features, train, held, progress=False)
             res = run_testbench(train, held, net, n=args.n)
             rows = [{"generator": g, **{c: r[c] for c in COLS}, "flags": sorted(raised_flags(r)),
                      "expected_flags": sorted(EXPECTED_FLAGS.get(g, set()))} for g, r in res.items()]

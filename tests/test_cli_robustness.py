@@ -168,7 +168,7 @@ def test_checkpoints_follow_the_umask(tmp_path):
 
 
 def test_eval_seconds_count_the_whole_evaluation(trained, tmp_path):
-    proc = cli("eval", trained, "--n", "40", "--feature-net-steps", "5", "--json", tmp_path / "e.json")
+    proc = cli("eval", trained, "--n", "40", "--features", "trained", "--feature-net-steps", "5", "--json", tmp_path / "e.json")
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "e.json").read_text())
     parts = rec["eval_seconds_parts"]

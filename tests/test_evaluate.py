@@ -113,7 +113,8 @@ def test_eval_cli_appends_to_run(tmp_path, capsys):
     from latentforge.report.html import write_report
     write_report([out], with_model=False)
     assert "Not evaluated yet" in (out / "report.html").read_text()
-    code = main(["eval", str(out), "--n", "120", "--json", str(tmp_path / "e.json"), "--feature-net-steps", "20"])
+    code = main(["eval", str(out), "--n", "120", "--json", str(tmp_path / "e.json"), "--features", "trained",
+                 "--feature-net-steps", "20"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "feature network: lf-classifier-digits@" in printed
@@ -144,7 +145,7 @@ def test_evaluate_images_from_a_folder(tmp_path):
     real = ld(DataConfig(name="digits", resolution=16, cache=False))
     save_each(real.get(torch.arange(50)), tmp_path / "fakes")
     rec = latentforge.evaluate_images(tmp_path / "fakes", data="digits", resolution=16, progress=False,
-                                      feature_net_steps=10, grid_path=tmp_path / "nn.png")
+                                      features="trained", feature_net_steps=10, grid_path=tmp_path / "nn.png")
     assert rec["n_fake"] == 50 and rec["near_copy_fraction"] == 1.0  # PNG round trip of training images
     assert (tmp_path / "nn.png").is_file()
 

@@ -14,7 +14,7 @@ CELL = ["data.resolution=16", "train.log_every=2", "train.checkpoint_every=3", "
 
 def _spec(**kw):
     base = dict(data="digits", latents=["gaussian", "uniform"], widths=[0.25, 1.0], seeds=[0], steps=6,
-                preset="tiny", overrides=CELL, eval_n=64, feature_net_steps=10, metric="fid")
+                preset="tiny", overrides=CELL, eval_n=64, features="trained", feature_net_steps=10, metric="fid")
     return SweepSpec(**(base | kw))
 
 

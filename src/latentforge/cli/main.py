@@ -14,6 +14,11 @@ from latentforge.utils.io import ensure_writable
 
 # = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
 MODELS = ("deae", "dcgan", "ae", "dae", "prior")
+# = latentforge.metrics.evaluate.FEATURE_CHOICES (literal for the same reason; tested)
+FEATURE_CHOICES = ("auto", "effnet", "inception", "trained", "classifier", "simclr")
+FEATURES_HELP = ("evaluation feature network: auto = Inception if its weights are on disk, else effnet "
+                 "(EfficientNet-Lite0 trained on ImageNet, shipped with latentforge); trained = a network trained on "
+                 "your data (a classifier on labelled data, else a SimCLR encoder), which rewards colour statistics")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,9 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--n", type=_count(2), default=1000, help="number of samples to score (default: 1000)")
     e.add_argument("--json", help="also write the record to this file")
-    e.add_argument("--features", default="auto", choices=["auto", "inception", "trained", "classifier", "simclr"],
-                   help="feature network: auto = Inception if its weights are on disk, else one trained on the data "
-                        "(trained: a classifier on labelled data, a SimCLR encoder otherwise)")
+    e.add_argument("--features", default="auto", choices=FEATURE_CHOICES, help=FEATURES_HELP)
     e.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
     e.add_argument("--feature-net-steps", type=POSITIVE, default=None,
                    help="training steps of the offline feature network (default: 400 classifier, 500 SimCLR)")
@@ -130,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every cell, e.g. --set data.resolution=16")
     w.add_argument("--eval-n", type=_count(2), default=1000, help="samples scored per cell")
+    w.add_argument("--features", default="auto", choices=FEATURE_CHOICES, help=FEATURES_HELP)
     w.add_argument("--metric", default="fid", choices=["fid", "kid"], help="quality for C_eps (lower is better)")
     w.add_argument("--eps", help="comma list of thresholds (default: quartiles of the measured curves)")
     w.add_argument("--deae-run", help="a trained DeAE run for the deae latent (default: train one in OUT/deae)")
@@ -361,7 +365,7 @@ def _cmd_sweep(a: argparse.Namespace) -> None:
                          else list(range(a.seeds)),
                          preset=a.preset, overrides=a.overrides, eval_n=a.eval_n, metric=a.metric,
                          eps=_floats(a.eps, "--eps") if a.eps else [], deae_run=a.deae_run, deae_steps=a.deae_steps,
-                         dae_run=a.dae_run, dae_steps=a.dae_steps)
+                         dae_run=a.dae_run, dae_steps=a.dae_steps, features=a.features)
         summary = Sweep(Path(a.out), spec, progress=not a.no_progress, jobs=a.jobs).run()
     _print_sweep(summary)
     print(f"sweep folder: {a.out}  (sweep.json{', ' + summary['plot'] if 'plot' in summary else ''})")

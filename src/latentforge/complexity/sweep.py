@@ -56,6 +56,7 @@ class SweepSpec:
     dae_run: str | None = None
     dae_steps: int = 2000
     dae_preset: str | None = None  # None: the DAE CPU preset for the cells' resolution (cpu16 or cpu)
+    features: str = "auto"  # the evaluation network of every cell (latentforge eval --features)
     feature_net_steps: int | None = None  # None: the feature network's own default
 
     def check(self) -> None:
@@ -66,6 +67,10 @@ class SweepSpec:
             raise ConfigError("a sweep needs at least one latent, one width and one seed")
         if any(w <= 0 for w in self.widths):
             raise ConfigError("widths must be positive")
+        from latentforge.metrics.evaluate import FEATURE_CHOICES
+
+        if self.features not in FEATURE_CHOICES:
+            raise ConfigError(f"unknown feature network {self.features!r}: use {', '.join(FEATURE_CHOICES)}")
         if self.metric not in METRICS:
             raise ConfigError(f"--metric must be one of {', '.join(METRICS)}")
         if self.steps < 1 or self.eval_n < 2:
@@ -114,7 +119,8 @@ class Sweep:
         mine = asdict(self.spec)
         if path.is_file():
             saved = yaml.safe_load(path.read_text()) or {}
-            fixed = ("data", "steps", "preset", "overrides", "eval_n", "feature_net_steps")
+            saved.setdefault("features", "trained")  # sweeps written before `features` existed were scored so
+            fixed = ("data", "steps", "preset", "overrides", "eval_n", "features", "feature_net_steps")
             for kind in SOURCE_LATENTS:  # the model behind existing deae/dae cells may not change either
                 if kind in saved.get("latents", []):
                     fixed += (f"{kind}_run", f"{kind}_steps", f"{kind}_preset")
@@ -255,7 +261,8 @@ class Sweep:
                     raise KeyboardInterrupt
                 if res.step < s.steps:  # stopped by train.time_limit_s: the next call continues it
                     return
-            evaluate_run(out, n=s.eval_n, progress=self.progress, feature_net_steps=s.feature_net_steps,
+            evaluate_run(out, n=s.eval_n, features=s.features, progress=self.progress,
+                         feature_net_steps=s.feature_net_steps,
                          avoid=self._ssl_archs())
             failed.unlink(missing_ok=True)
         except KeyboardInterrupt:

@@ -24,7 +24,7 @@ from latentforge.metrics.memorisation import memorisation_report, nn_grid
 from latentforge.metrics.scores import fid_from_features, inception_score, kid, prdc
 from latentforge.utils.io import save_npz_atomic
 
-FeatureChoice = Literal["auto", "inception", "trained", "classifier", "simclr"]
+FeatureChoice = Literal["auto", "effnet", "inception", "trained", "classifier", "simclr"]
 FEATURE_CHOICES: tuple[str, ...] = get_args(FeatureChoice)
 PREPROCESS_VERSION = 1
 
@@ -34,11 +34,13 @@ def resolve_features(choice: FeatureChoice, train: ImageDataset, heldout: ImageD
                      avoid: tuple[str, ...] = ()) -> FeatureExtractor:
     """Which network scores a model.
 
-    auto: the standard Inception network when its weights are on disk, else `trained`.
+    auto: the standard Inception network when its weights are on disk (the one published FIDs use), else `effnet`.
+    effnet: EfficientNet-Lite0 trained on ImageNet, shipped by a dependency, so the same network on every machine.
     trained: a network latentforge trains on the training split: a classifier when every image has a class label,
     else a SimCLR encoder (`simclr`) of an architecture not in `avoid` (the SimCLR nets the model was trained from).
     trained_steps: training steps of that network (None: its default)."""
     from latentforge.metrics.features.contrastive import EVAL_STEPS, load_or_train_contrastive
+    from latentforge.metrics.features.effnet import load_effnet
     from latentforge.metrics.features.inception import inception_available, load_inception
     from latentforge.metrics.features.trained import load_or_train_features
 
@@ -46,7 +48,9 @@ def resolve_features(choice: FeatureChoice, train: ImageDataset, heldout: ImageD
         raise ConfigError(f"unknown feature network {choice!r}: use {', '.join(FEATURE_CHOICES)}")
     if choice == "inception" or (choice == "auto" and inception_available(inception_path)):
         return load_inception(inception_path)
-    if choice == "classifier" or (choice in ("auto", "trained") and train.has_class_labels):
+    if choice in ("auto", "effnet"):
+        return load_effnet()
+    if choice == "classifier" or (choice == "trained" and train.has_class_labels):
         if not train.has_class_labels:
             raise ConfigError(f"{train.name} has no class labels for a classifier: use --features simclr")
         return load_or_train_features(train, heldout, steps=trained_steps or 400, progress=progress)
