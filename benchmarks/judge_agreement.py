@@ -13,9 +13,14 @@ trained on the data has seen. Candidates and the pairs that must come out in ord
                structure destroyed)
   collapse     varied but degraded sets (noise 0.1, blur 1.5) < the training mean repeated, one image repeated;
                reported apart from the totals, since latentforge flags collapse in pixels whatever the network
-  checkpoints  an early < a late checkpoint's samples of one run (`--checkpoints`: run folders kept by
-               deae_vs_dcgan.py, holding samples_<budget>s.npy; only runs whose grids were checked by eye: the JSON
-               says which)
+  checkpoints  a late < an early checkpoint's samples of one run (`--checkpoints`: run folders kept by
+               deae_vs_dcgan.py, holding samples_<budget>s.npy), for the models whose grids were checked by eye
+               (`--checkpoint-models`, default deae: on emoji its 30-minute samples are people, faces, flags and
+               smileys where the 10-minute ones are brown blobs; the DCGAN's go from brown to colourful noise,
+               not evidently better, so they are left out)
+  models       one model's samples < another's at one budget (`--model-order deae,dcgan --model-budget 1800`):
+               on emoji at 30 minutes the DeAE draws blurry but coherent people, faces and flags, the DCGAN
+               colourful noise with no recognisable object (the grids are checked by eye before a pair is used)
 
 Networks: `effnet` (EfficientNet-Lite0, ImageNet), the trained classifier (labelled sets), the trained SimCLR
 encoder (every set), Inception when its weights are on disk. Prints one table and writes
@@ -100,11 +105,12 @@ def evident_pairs() -> list[tuple[str, str, str]]:
     return pairs
 
 
-def checkpoint_sets(runs: list[Path], dataset: str, n: int) -> tuple[dict[str, torch.Tensor], list[tuple[str, str, str]]]:
+def checkpoint_sets(runs: list[Path], dataset: str, n: int,
+                    models: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], list[tuple[str, str, str]]]:
     """The first n samples kept per budget by deae_vs_dcgan.py, for the runs of this dataset: latest < earliest."""
     sets, pairs = {}, []
     for run in runs:
-        if not run.name.startswith(f"{dataset}-"):
+        if not run.name.startswith(f"{dataset}-") or run.name.rsplit("-", 2)[1] not in models:
             continue
         files = sorted(run.glob("samples_*s.npy"), key=lambda p: float(p.stem.split("_")[1][:-1]))
         if len(files) < 2:
@@ -113,6 +119,21 @@ def checkpoint_sets(runs: list[Path], dataset: str, n: int) -> tuple[dict[str, t
             sets[f"{run.name}@{f.stem.split('_')[1]}"] = torch.from_numpy(np.load(f)[:n]).float() / 127.5 - 1
         pairs.append((f"{run.name}@{files[-1].stem.split('_')[1]}", f"{run.name}@{files[0].stem.split('_')[1]}",
                       "checkpoint"))
+    return sets, pairs
+
+
+def model_sets(runs: list[Path], dataset: str, n: int, order: list[str],
+               budget: str) -> tuple[dict[str, torch.Tensor], list[tuple[str, str, str]]]:
+    """Per seed, the samples of order[0] < those of order[1] at `budget` seconds, where both runs kept them."""
+    sets, pairs = {}, []
+    files = {run.name: run / f"samples_{budget}s.npy" for run in runs if run.name.startswith(f"{dataset}-")}
+    for name, f in files.items():
+        _, model, seed = name.rsplit("-", 2)
+        other = files.get(f"{dataset}-{order[1]}-{seed}")
+        if model == order[0] and f.is_file() and other is not None and other.is_file():
+            for g in (f, other):
+                sets[f"{g.parent.name}@{budget}s"] = torch.from_numpy(np.load(g)[:n]).float() / 127.5 - 1
+            pairs.append((f"{name}@{budget}s", f"{other.parent.name}@{budget}s", "models"))
     return sets, pairs
 
 
@@ -156,9 +177,13 @@ def score_set(name: str, source: str, args, runs: list[Path]) -> dict:
     ref = train.get(torch.randperm(len(train), generator=g)[:args.ref_n])
     base = held.get(torch.randperm(len(held), generator=g)[:args.n])
     sets, pairs = ({}, []) if args.checkpoints_only else (candidates(base, ref, args.seed), evident_pairs())
-    ck_sets, ck_pairs = checkpoint_sets(runs, name, args.n)
+    ck_sets, ck_pairs = checkpoint_sets(runs, name, args.n, tuple(args.checkpoint_models.split(",")))
     sets.update(ck_sets)
     pairs += ck_pairs
+    if args.model_order:
+        m_sets, m_pairs = model_sets(runs, name, args.n, args.model_order.split(","), args.model_budget)
+        sets.update(m_sets)
+        pairs += m_pairs
     if not pairs:
         print(f"{name}: no pairs to score")
         return {"networks": {}, "pairs": []}
@@ -188,6 +213,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=400, help="held-out images per candidate set")
     p.add_argument("--ref-n", type=int, default=2000, help="training images in the reference")
     p.add_argument("--checkpoints", default="", help="folder of run folders with samples_<budget>s.npy")
+    p.add_argument("--checkpoint-models", default="deae", help="models whose later samples are evidently better")
+    p.add_argument("--model-order", default="", help="better,worse model at --model-budget, checked by eye")
+    p.add_argument("--model-budget", default="1800")
     p.add_argument("--checkpoints-only", action="store_true", help="score only the --checkpoints pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -93,7 +93,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load0, t0 = os.getloadavg(), time.time()
     rows = rows_from_runs(args.runs)
-    rejudge_rows(rows, args.runs, args.features)
+    if args.out.is_file():  # scored before by this judge: keep those figures, score only the new rows
+        done = {(r["dataset"], r["model"], r["seed"], r["budget_s"]): r["rejudged"]
+                for r in json.loads(args.out.read_text()).get("rows", []) if "rejudged" in r}
+        for r in rows:
+            old = done.get((r["dataset"], r["model"], r["seed"], r["budget_s"]))
+            if old is not None and old["feature_network"].split("@")[0].startswith(args.features):
+                r["rejudged"] = old
+    rejudge_rows([r for r in rows if "rejudged" not in r], args.runs, args.features)
     print_side_by_side(rows)
     write_record("rejudge", args.out, load0, wall_s=round(time.time() - t0, 1), runs=str(args.runs),
                  features=args.features, rows=rows)

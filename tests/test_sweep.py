@@ -87,6 +87,8 @@ def test_sweep_refuses_other_settings_and_collects(tmp_path, capsys):
     Sweep(root, spec, progress=False).run()
     with pytest.raises(Exception, match="other settings"):
         Sweep(root, _spec(latents=["gaussian"], widths=[0.5], steps=7), progress=False).run()
+    with pytest.raises(Exception, match=r"other settings \(features\)"):  # cells judged by another network
+        Sweep(root, _spec(latents=["gaussian"], widths=[0.5], features="effnet"), progress=False).run()
     assert main(["sweep", "--out", str(root), "--collect", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "C_eps at FID <=" in out and "gaussian" in out and "1 cells done" in out
@@ -100,6 +102,8 @@ def test_sweep_cli_rejects_bad_input(tmp_path, capsys):
     assert main(["sweep", "--out", str(tmp_path / "x"), "--data", "digits", "--steps", "2",
                  "--latents", "gaussian,vae"]) == 2
     assert "unknown latent(s) vae" in capsys.readouterr().err
+    assert main(["sweep", "--out", str(tmp_path / "x"), "--data", "digits", "--steps", "2", "--features", "vgg"]) == 2
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
     assert main(["sweep", "--out", str(tmp_path / "y"), "--collect"]) == 2
     assert "holds no sweep" in capsys.readouterr().err
 
