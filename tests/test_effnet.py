@@ -117,7 +117,9 @@ def test_auto_is_effnet_without_inception_weights_and_the_cli_lists_the_same_cho
     assert tuple(CLI_FEATURE_CHOICES) == tuple(FEATURE_CHOICES)
 
 
-def test_eval_defaults_to_the_imagenet_network_and_names_its_input_rule(tmp_path, capsys):
+def test_eval_defaults_to_the_imagenet_network_and_names_its_input_rule(tmp_path, capsys, monkeypatch):
+    """The wiring of `latentforge eval` to the default network; 64-px inputs keep it fast (the network's answers at
+    224 px are checked above)."""
     import json
 
     import latentforge
@@ -125,6 +127,7 @@ def test_eval_defaults_to_the_imagenet_network_and_names_its_input_rule(tmp_path
 
     from conftest import TINY
 
+    monkeypatch.setattr(effnet, "INPUT_SIZE", 64)
     out = tmp_path / "run"
     latentforge.train("deae", data="digits", steps=2, out=out, preset="tiny", progress=False,
                       overrides=TINY + ["data.limit=100"])
