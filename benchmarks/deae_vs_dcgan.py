@@ -75,6 +75,20 @@ def keep_samples(task, path: Path, n: int) -> None:
     np.save(path, ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
 
 
+def kept_samples(run: Path) -> dict[float, Path]:
+    """The samples files `keep_samples` wrote in a run folder, by budget in seconds, earliest first."""
+    found = {float(p.stem.split("_")[1][:-1]): p for p in run.glob("samples_*s.npy")}
+    return dict(sorted(found.items()))
+
+
+def load_kept(path: Path, n: int | None = None):
+    """The first n (all if None) kept samples as float images in [-1, 1], (N, C, H, W)."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.load(path)[:n]).float() / 127.5 - 1
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="emoji,mnist")

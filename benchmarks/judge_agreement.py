@@ -32,16 +32,15 @@ benchmarks/results/judge_agreement.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from _record import write_record
+from deae_vs_dcgan import kept_samples, load_kept
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "judge_agreement.json"
 NOISE = (0.05, 0.1, 0.2, 0.4)
@@ -112,13 +111,12 @@ def checkpoint_sets(runs: list[Path], dataset: str, n: int,
     for run in runs:
         if not run.name.startswith(f"{dataset}-") or run.name.rsplit("-", 2)[1] not in models:
             continue
-        files = sorted(run.glob("samples_*s.npy"), key=lambda p: float(p.stem.split("_")[1][:-1]))
-        if len(files) < 2:
+        kept = kept_samples(run)
+        if len(kept) < 2:
             continue
-        for f in (files[0], files[-1]):
-            sets[f"{run.name}@{f.stem.split('_')[1]}"] = torch.from_numpy(np.load(f)[:n]).float() / 127.5 - 1
-        pairs.append((f"{run.name}@{files[-1].stem.split('_')[1]}", f"{run.name}@{files[0].stem.split('_')[1]}",
-                      "checkpoint"))
+        early, late = (f"{run.name}@{b:.0f}s" for b in (min(kept), max(kept)))
+        sets[early], sets[late] = load_kept(kept[min(kept)], n), load_kept(kept[max(kept)], n)
+        pairs.append((late, early, "checkpoint"))
     return sets, pairs
 
 
@@ -132,7 +130,7 @@ def model_sets(runs: list[Path], dataset: str, n: int, order: list[str],
         other = files.get(f"{dataset}-{order[1]}-{seed}")
         if model == order[0] and f.is_file() and other is not None and other.is_file():
             for g in (f, other):
-                sets[f"{g.parent.name}@{budget}s"] = torch.from_numpy(np.load(g)[:n]).float() / 127.5 - 1
+                sets[f"{g.parent.name}@{budget}s"] = load_kept(g, n)
             pairs.append((f"{name}@{budget}s", f"{other.parent.name}@{budget}s", "models"))
     return sets, pairs
 

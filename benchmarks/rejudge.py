@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from _record import write_record
+from deae_vs_dcgan import kept_samples, load_kept
 
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "is", "nn_feature_ratio_vs_heldout", "near_copy_fraction",
         "fid_heldout_vs_train", "collapse_flag", "memorisation_flag")
@@ -32,17 +33,14 @@ def rows_from_runs(runs: Path) -> list[dict]:
     for run in sorted(p for p in runs.iterdir() if (p / "metrics.jsonl").is_file()):
         dataset, model, seed = run.name.rsplit("-", 2)
         evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "eval"]
-        files = sorted(run.glob("samples_*s.npy"), key=lambda p: float(p.stem.split("_")[1][:-1]))
-        for f, ev in zip(files, evals):
+        for budget, ev in zip(kept_samples(run), evals):
             rows.append({"dataset": dataset, "model": model, "seed": int(seed[1:]),
-                         "budget_s": float(f.stem.split("_")[1][:-1]), "steps": ev["step"],
+                         "budget_s": budget, "steps": ev["step"],
                          "feature_network": ev["feature_network"], **{k: ev.get(k) for k in KEYS}})
     return rows
 
 
 def rejudge_rows(rows: list[dict], runs: Path, features: str) -> None:
-    import torch
-
     import latentforge
 
     for r in rows:
@@ -50,7 +48,7 @@ def rejudge_rows(rows: list[dict], runs: Path, features: str) -> None:
         if not path.is_file():
             print(f"missing {path}: row left without the new judge")
             continue
-        fake = torch.from_numpy(np.load(path)).float() / 127.5 - 1
+        fake = load_kept(path)
         t0 = time.perf_counter()
         ev = latentforge.evaluate_images(fake, data=r["dataset"], resolution=fake.shape[-1], features=features,
                                          progress=False)

