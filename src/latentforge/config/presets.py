@@ -14,7 +14,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # encoder input and a coarse-to-fine pattern code (32 k-means clusters x 16 sub-clusters on levels 1-2)
             "model": {"enc_widths": (32, 64, 128, 256), "latent_dim": 64, "mask_active": (1, 4, 16), "shift_range": 2,
                       "encoder_input": "constant", "mask_clusters": 32, "mask_subclusters": 16, "loss": _CPU_LOSS},
-            # NHWC convolutions: 1.16x on this preset on 2 idle cores (benchmarks/deae_throughput.py, issue 19)
+            # NHWC convolutions pay on these widths on a CPU (benchmarks/cpu_efficiency.py)
             "train": {**_DEAE_CPU_TRAIN, "memory_format": "channels_last"},
         },
         "cpu16": {  # the README's main job: digits/MNIST at 16x16, recognisable digits in minutes on 2 cores

@@ -4,7 +4,7 @@ All are strict pydantic models (unknown keys are refused) so that a typo never s
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -108,16 +108,19 @@ class TrainConfig(Strict):
     ema_every: PositiveInt = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # auto: bf16 autocast where the hardware computes bf16 natively (GPUs from Ampere on; CPUs with avx512_bf16 or
+    # amx_bf16), fp32 elsewhere, where bf16 would be emulated and slower. Weights, EMA, optimizer state, batch-norm
+    # statistics and losses stay fp32 either way (train/precision.py).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     threads: Optional[PositiveInt] = None
-    # channels_last: NHWC convolutions (measured 1.16x on the DeAE cpu preset on 2 cores, 1.01x on paper); auto:
-    # channels_last on CUDA, contiguous on a CPU
+    # channels_last: NHWC convolutions; auto: channels_last on CUDA, contiguous on a CPU (the DeAE cpu preset asks for
+    # it: its convolutions gain there, the paper widths do not)
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     sync_bn: bool = False  # under torchrun on CUDA: batch norm statistics over the global batch (SyncBatchNorm)
     # torch.compile each trained module in place (checkpoints keep their keys; EMA copies and sampling stay eager).
-    # Measured on 2 CPU cores: 1.63x on the DeAE tiny preset, 1.28x on cpu, none on paper; the first steps compile
-    # (40-90 s there), so it pays on long runs only (benchmarks/cpu_efficiency.py).
-    compile: bool = False
+    # auto: time the session's first steps eagerly, then compile when the training left repays the compile time
+    # (train/compiling.py states the rule); a failed compilation falls back to eager with one warning.
+    compile: Union[bool, Literal["auto"]] = "auto"
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     compile_backend: str = "inductor"  # "eager" / "aot_eager": graph capture only, no code generation (debugging)
     # where the training set lives: auto = on the GPU when it takes under a quarter of the free GPU memory, else

@@ -7,7 +7,7 @@ uninterrupted run's losses exactly (on the same device and thread count).
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import datetime
 import json
 import math
@@ -25,7 +25,8 @@ from latentforge.config import RunConfig
 from latentforge.data.protocol import TrainingData
 from latentforge.data.staging import stage
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
-from latentforge.train import distributed
+from latentforge.train import compiling, distributed
+from latentforge.train.precision import resolve_precision
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import save_checkpoint
@@ -55,21 +56,6 @@ def memory_format(name: str, device: torch.device) -> torch.memory_format:
     if name == "channels_last" or (name == "auto" and device.type == "cuda"):
         return torch.channels_last
     return torch.contiguous_format
-
-
-def compile_modules(task: TrainTask, mode: str, backend: str) -> None:
-    """torch.compile every module the task trains, in place (`nn.Module.compile`): state_dict keys, optimizers and
-    gradient hooks see the same parameters, so checkpoints and resume do not change. Only `forward` is compiled; the
-    EMA copies (which sample) stay eager, so a grid does not trigger a recompilation for its batch size."""
-    for module in task.modules().values():
-        module.compile(mode=None if mode == "default" else mode, backend=backend)
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 class EpochLoader:
@@ -130,8 +116,14 @@ class Trainer:
                 distributed.convert_sync_batchnorm(task.modules(), task.device)
             distributed.broadcast_modules(task.modules())
             distributed.sync_gradients(task.optimizers())
-        if self.cfg.compile:  # last: after SyncBatchNorm replaced modules, and after the tasks made their EMA copies
-            compile_modules(task, self.cfg.compile_mode, self.cfg.compile_backend)
+        self.precision = resolve_precision(self.cfg.precision, task.device)
+        # compile last: after SyncBatchNorm replaced modules, and after the tasks made their EMA copies. `auto`
+        # decides after the session's first eager steps (fit), unless no compiler rules it out now.
+        self.compiling = compiling.decide(self.cfg.compile, self.cfg.compile_backend, None)
+        self._decide_compile = self.cfg.compile == "auto" and "compiler" not in self.compiling.reason
+        self._compile_pending = False  # the first compiled step runs guarded: a failed compilation falls back
+        if self.compiling.compile:
+            self._start_compiling()
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
@@ -177,9 +169,12 @@ class Trainer:
         if resume and self.main:  # accepted: only now may the config change (a refused resume leaves it as it was)
             task.cfg.save(self.run.config_path)
             self.run.open_events(purge_step=start + 1)
+        end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
+        if self._decide_compile and end - start <= compiling.DECIDE_AFTER_STEPS:  # too short to time: eager
+            self._decide_compile = False
+            self.compiling = compiling.decide("auto", cfg.compile_backend, 0.0)
         if (not resume or start == 0) and self.main:
             self.run.write_info(self._info())
-        end = min(cfg.steps, until_step) if until_step is not None else cfg.steps
         report = ProgressReport(self, start, end)
         report.start_line()
         acc: dict[str, float] = {}
@@ -189,7 +184,7 @@ class Trainer:
         step, state = start, "finished"
         bar = tqdm(total=cfg.steps, initial=start, disable=None if self.progress and self.bar else True,
                    dynamic_ncols=True, desc=f"train {task.name}", unit="step")
-        autocast = autocast_context(task.device, cfg.precision)
+        self._note_precision_change(resume)
         try:
             while step < end:
                 if cfg.time_limit_s is not None and distributed.any_rank(
@@ -197,9 +192,11 @@ class Trainer:
                     self.save(step)  # a wall-clock budget ends the session like a job limit: resumable
                     state = "time_limit"
                     break
+                if self._decide_compile and step == start + compiling.DECIDE_AFTER_STEPS:
+                    self._decide_compile = False
+                    self._auto_compile(time.perf_counter() - t0, step - start, end - step)
                 batch = self.loader.batch(step)
-                with autocast:
-                    logs = task.train_step(batch)
+                logs = self._train_step(batch)
                 logs = distributed.average_logs(logs, task.device)
                 self._check_finite(step, logs)
                 step += 1
@@ -237,6 +234,56 @@ class Trainer:
             return self._finish(FitResult(step, time.perf_counter() - t0, last, interrupted=True, state="interrupted"))
         bar.close()
         return self._finish(FitResult(step, time.perf_counter() - t0, last, state=state))
+
+    def _train_step(self, batch: Batch) -> dict[str, float]:
+        with self.precision.autocast(self.task.device):
+            if not self._compile_pending:
+                return self.task.train_step(batch)
+            self._compile_pending = False
+            before = copy.deepcopy(self.task.state_dict())  # a failed compile must not leave half a step behind
+            try:
+                return self.task.train_step(batch)
+            except Exception as e:  # noqa: BLE001 -- dynamo and inductor raise many kinds; eager re-raises real bugs
+                compiling.uncompile_modules(self.task.modules().values())
+                self.task.load_state_dict(before)
+                self.compiling = compiling.CompileDecision(False, f"compilation failed ({compiling.cause(e)})")
+                if self.main:
+                    self.run.update_info(compiled=False, compile_reason=self.compiling.reason)
+                    tqdm.write(f"warning: torch.compile failed, training goes on eager: {self.compiling.reason}")
+                return self.task.train_step(batch)
+
+    def _start_compiling(self) -> None:
+        compiling.compile_modules(self.task.modules().values(), self.cfg.compile_mode, self.cfg.compile_backend)
+        self._compile_pending = True
+
+    def _auto_compile(self, elapsed_s: float, steps_done: int, steps_left: int) -> None:
+        """train.compile=auto, after the session's first eager steps: compile if the time left repays it."""
+        remaining = elapsed_s / max(steps_done, 1) * steps_left
+        if self.cfg.time_limit_s is not None:
+            remaining = min(remaining, max(self.cfg.time_limit_s - elapsed_s, 0.0))
+        decision = compiling.decide("auto", self.cfg.compile_backend, remaining)
+        if self.world.enabled:  # every rank compiles or none does
+            decision = compiling.CompileDecision(distributed.any_rank(decision.compile, self.task.device),
+                                                 decision.reason)
+        self.compiling = decision
+        if decision.compile:
+            self._start_compiling()
+        if self.main:
+            self.run.update_info(compiled=decision.compile, compile_reason=decision.reason)
+        if self.progress:
+            tqdm.write(f"compiling with torch.compile, the next step takes a minute or two ({decision.reason})"
+                       if decision.compile else f"staying eager ({decision.reason})")
+
+    def _note_precision_change(self, resume: bool) -> None:
+        """A run resumed under another precision (another machine) goes on, but no longer repeats its losses."""
+        if not (resume and self.main):
+            return
+        before = self.run.read_info().get("precision")
+        if before is not None and before != self.precision.name:
+            if self.progress:
+                print(f"note: this run trained in {before} so far and continues in {self.precision.name} "
+                      f"({self.precision.reason})", flush=True)
+            self.run.update_info(**self.precision.record())
 
     def _check_finite(self, step: int, logs: dict[str, float]) -> None:
         """Stop at the first non-finite loss term, before the damaged weights reach a checkpoint or the log."""
@@ -294,7 +341,10 @@ class Trainer:
             "world_size": self.world.size,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "data_placement": self.data_placement,
-            "compiled": self.cfg.compile,
+            "compiled": self.compiling.compile,
+            "compile_reason": (f"auto: decided after the first {compiling.DECIDE_AFTER_STEPS} steps"
+                               if self._decide_compile else self.compiling.reason),
+            **self.precision.record(),
         }
 
 
@@ -322,8 +372,17 @@ class ProgressReport:
               f"({len(ds):,} {ds.split} {ds.kind}, "
               f"{ds.resolution}x{ds.resolution}x{ds.channels}); {cfg.train.steps:,} steps of batch "
               f"{self.trainer.loader.batch_size}"
-              + ("; compiled with torch.compile (the first step compiles: minutes)" if cfg.train.compile else ""),
+              + f"; {self.trainer.precision.name} ({self.trainer.precision.reason}); {self._compile_note()}",
               flush=True)
+
+    def _compile_note(self) -> str:
+        tr = self.trainer
+        if tr._decide_compile:
+            return (f"compile auto: decided after {compiling.DECIDE_AFTER_STEPS} eager steps (compiles when "
+                    f"{compiling.MIN_REMAINING_S / 60:.0f}+ min are left)")
+        if tr.compiling.compile:
+            return f"compiled with torch.compile ({tr.compiling.reason}; the first step compiles: minutes)"
+        return f"eager ({tr.compiling.reason})"
 
     def stepped(self, step: int) -> None:
         if self.on and step == self.estimate_at and step < self.end:
