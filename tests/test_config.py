@@ -89,3 +89,27 @@ def test_learning_rate_warmup_and_delayed_weight_decay():
     assert [oc.lr_factor_at(s) for s in (0, 4, 9, 50)] == pytest.approx([0.1, 0.5, 1.0, 1.0])
     assert [oc.weight_decay_at(s, 100) for s in (0, 19, 20, 40, 60, 99)] == pytest.approx([0, 0, 0, 0.05, 0.1, 0.1])
     assert OptimConfig().lr_factor_at(0) == 1.0 and OptimConfig(weight_decay=0.1).weight_decay_at(0, 10) == 0.1
+
+
+def test_the_paper_preset_is_the_reference_training_default(tmp_path):
+    """`paper` = the official code's default: 32 k-means clusters on the first level, fresh patterns drawn over all
+    channels (its sample.py); the unclustered recipe is one key away; the small presets keep their own codes, and a
+    run folder says which rule is in force."""
+    import json
+
+    import latentforge
+
+    paper = build_config("paper", model_type="deae").model
+    assert (paper.mask_clusters, paper.mask_subclusters, paper.mask_sampling) == (32, 0, "uniform")
+    assert build_config("paper", overrides=["model.mask_clusters=0"], model_type="deae").model.mask_clusters == 0
+    assert build_config("tiny", model_type="deae").model.mask_clusters == 0
+    assert build_config("cpu16", model_type="deae").model.mask_clusters == 0
+    cpu = build_config("cpu", model_type="deae").model
+    assert (cpu.mask_clusters, cpu.mask_subclusters, cpu.mask_sampling) == (32, 16, "frequency")
+    out = tmp_path / "run"
+    latentforge.train("deae", data="digits", steps=2, out=out, preset="tiny", progress=False,
+                      overrides=["data.resolution=16", "model.enc_widths=[16,32,64]", "model.mask_active=[1,2]",
+                                 "model.mask_clusters=4", "model.mask_sampling=uniform", "train.batch_size=16",
+                                 "data.limit=64", "train.sample_every=1000"])
+    patterns = json.loads((out / "run.json").read_text())["task"]["patterns"]
+    assert (patterns["clusters"], patterns["sampling"]) == (4, "uniform")

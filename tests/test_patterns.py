@@ -72,6 +72,22 @@ def test_clustered_first_level_falls_in_cluster_block():
     assert freq.min() > 3000 / 32 * 0.5  # clusters drawn with their (here uniform) training frequency
 
 
+def test_fresh_patterns_keep_to_cluster_blocks_by_frequency_or_open_every_channel_uniformly():
+    """Every training example in cluster 5 of 32: `frequency` keeps fresh first-level channels in block 5 (channels
+    20-23); `uniform` (the reference's sample.py) draws them over all 128, leaving the training patterns alone."""
+    clusters = np.full(200, 5)
+    kwargs = dict(clusters=clusters, n_clusters=32)
+    freq = DropoutPatterns(PatternSpec(CH, seed=0), **kwargs, sampling="frequency")
+    unif = DropoutPatterns(PatternSpec(CH, seed=0), **kwargs, sampling="uniform")
+    assert set(freq.fresh(np.arange(2000))[0].argmax(1).numpy() // 4) == {5}
+    spread = np.bincount(unif.fresh(np.arange(2000))[0].argmax(1).numpy(), minlength=CH[0])
+    assert (spread > 0).sum() == CH[0] and spread.max() < 3 * 2000 / CH[0]
+    for a, b in zip(freq.for_examples(np.arange(50)), unif.for_examples(np.arange(50))):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="unknown pattern sampling"):
+        DropoutPatterns(PatternSpec(CH, seed=0), **kwargs, sampling="cluster")
+
+
 def test_kmeans_clusters_groups_similar_images():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.1, (30, 8, 8, 1)) + 0.0

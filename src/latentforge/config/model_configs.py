@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, RunRef, Strict
+
+
+DIFFAUG_POLICIES = ("color", "translation", "cutout")  # models/diffaugment.py implements each
 
 
 class DeAEConfig(Strict):
@@ -17,8 +20,13 @@ class DeAEConfig(Strict):
     mask_kind: Literal["khot", "bernoulli"] = "khot"
     mask_active: tuple[int, ...] = (1, 4, 16)  # k-hot: channels kept before encoder blocks 2, 3, 4
     mask_keep_prob: tuple[float, ...] = (0.5,)  # Bernoulli alternative
-    mask_clusters: int = 0  # >0: reference k-means variant (32 in the paper's CIFAR run)
+    # >0: the clustered pattern code: k-means of the images picks the block of first-level channels an example's
+    # pattern draws from (the reference trains with 32: `paper` preset); 0: every channel open to every example
+    mask_clusters: int = 0
     mask_subclusters: int = 0  # >0 (not in the reference): k-means within each cluster picks the 2nd level's block
+    # fresh patterns of a clustered code: uniform = channels drawn over all of each level, as the reference's
+    # sample.py does; frequency = a cluster (and sub-cluster) drawn with its training frequency, then its block
+    mask_sampling: Literal["uniform", "frequency"] = "frequency"
     shift_range: int = 8  # random horizontal shift (px), fed to the decoder; 0 disables
     flip: bool = True  # horizontal flip on odd epochs, last mask reversed with it
     shift_lr_scale: float = 0.1  # the shift-embedding MLP trains at lr * this
@@ -46,9 +54,23 @@ class DCGANConfig(Strict):
     n_dis: int = 1  # discriminator steps per generator step
     g_ema: bool = False  # sample from an EMA of G (train.ema_* schedule)
     sample_bn: Literal["batch", "running"] = "batch"  # G's batch norm when sampling
+    # DiffAugment (Zhao et al. 2020) before every discriminator call, e.g. "color,translation,cutout"; "" = off.
+    # What a small training set needs: without it D memorises the few real images.
+    diffaug: str = ""
     latent: LatentConfig = LatentConfig()
     g_optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.5, 0.999))
     d_optim: OptimConfig = OptimConfig(lr=2e-4, betas=(0.5, 0.999))
+
+
+    @field_validator("diffaug")
+    @classmethod
+    def _known_policies(cls, v: str) -> str:
+        names = [p.strip() for p in v.split(",") if p.strip()]
+        unknown = [p for p in names if p not in DIFFAUG_POLICIES]
+        if unknown:
+            raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: choose from "
+                             f"{', '.join(DIFFAUG_POLICIES)}")
+        return ",".join(names)
 
 
 class AEConfig(Strict):

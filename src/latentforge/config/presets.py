@@ -9,23 +9,25 @@ _CPU_LOSS = {"pixel": "mse", "perceptual": "laplacian"}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "deae": {
-        "paper": {},
+        # the reference's training default: gen_masks.py clusters into 32 before train.py; sample.py draws uniformly
+        "paper": {"model": {"mask_clusters": 32, "mask_sampling": "uniform"}},
         "cpu": {  # plus the plateau remedy measured in benchmarks/deae_plateau.py (issue 15): a learned constant
             # encoder input and a coarse-to-fine pattern code (32 k-means clusters x 16 sub-clusters on levels 1-2)
             "model": {"enc_widths": (32, 64, 128, 256), "latent_dim": 64, "mask_active": (1, 4, 16), "shift_range": 2,
-                      "encoder_input": "constant", "mask_clusters": 32, "mask_subclusters": 16, "loss": _CPU_LOSS},
+                      "encoder_input": "constant", "mask_clusters": 32, "mask_subclusters": 16,
+                      "mask_sampling": "frequency", "loss": _CPU_LOSS},
             # NHWC convolutions pay on these widths on a CPU (benchmarks/cpu_efficiency.py)
             "train": {**_DEAE_CPU_TRAIN, "memory_format": "channels_last"},
         },
         "cpu16": {  # the README's main job: digits/MNIST at 16x16, recognisable digits in minutes on 2 cores
             "data": {"resolution": 16},
             "model": {"enc_widths": (32, 64, 128), "latent_dim": 64, "mask_active": (1, 4), "shift_range": 2,
-                      "loss": _CPU_LOSS},
+                      "mask_clusters": 0, "loss": _CPU_LOSS},
             "train": {**_DEAE_CPU_TRAIN, "sample_every": 500, "checkpoint_every": 500, "log_every": 50},
         },
         "tiny": {
             "model": {"enc_widths": (16, 32, 64, 128), "latent_dim": 32, "mask_active": (1, 2, 4), "shift_range": 0,
-                      "loss": _CPU_LOSS},
+                      "mask_clusters": 0, "loss": _CPU_LOSS},
             "train": {"batch_size": 32, "ema_every": 1, "ema_start": 10, "sample_every": 100, "checkpoint_every": 100,
                       "grid_size": 16},
         },

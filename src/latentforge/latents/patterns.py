@@ -78,13 +78,17 @@ class DropoutPatterns:
     are restricted to the block of channels of that example's cluster, as in the reference's k-means variant.
     With `subclusters` as well (a cluster within each cluster, values in [0, n_subclusters); not in the reference),
     the second level's active channels are restricted to that sub-cluster's block the same way, so the first two
-    levels carry a coarse-to-fine code of the image and the rest of the pattern is random. Fresh patterns draw the
-    cluster, then the sub-cluster within it, with their training frequencies.
+    levels carry a coarse-to-fine code of the image and the rest of the pattern is random. Fresh patterns follow
+    `sampling`: 'frequency' draws the cluster, then the sub-cluster within it, with their training frequencies and
+    keeps to their blocks; 'uniform' (the reference's sample.py) draws every level over all its channels.
     """
 
     def __init__(self, spec: PatternSpec, clusters: np.ndarray | None = None, n_clusters: int = 0,
-                 subclusters: np.ndarray | None = None, n_subclusters: int = 0):
-        self.spec = spec
+                 subclusters: np.ndarray | None = None, n_subclusters: int = 0,
+                 sampling: Literal["frequency", "uniform"] = "frequency"):
+        if sampling not in ("frequency", "uniform"):
+            raise ValueError(f"unknown pattern sampling {sampling!r}: use 'frequency' or 'uniform'")
+        self.spec, self.sampling = spec, sampling
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
         self.subclusters = None if subclusters is None else np.asarray(subclusters, dtype=np.int64)
         self.n_clusters, self.n_subclusters = n_clusters, n_subclusters
@@ -137,7 +141,7 @@ class DropoutPatterns:
         """New patterns from the training distribution; `counter` numbers the samples so they are reproducible."""
         counter = np.asarray(counter, dtype=np.int64) + FRESH_OFFSET
         clusters = subclusters = None
-        if self.clusters is not None:
+        if self.clusters is not None and self.sampling == "frequency":
             u = hash_uniform(self.spec.seed, counter, 10_000, 2)
             clusters = np.searchsorted(self._cluster_cdf, u[:, 0], side="right").clip(max=self.n_clusters - 1)
             if self.subclusters is not None:

@@ -22,6 +22,7 @@ from latentforge.errors import ConfigError
 from latentforge.latents import LatentSource, fit_latent, make_latent
 from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from latentforge.models.diffaugment import diff_augment
 from latentforge.train.ema import EMA
 from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
 
@@ -38,7 +39,7 @@ def g_loss_fn(kind: str, fake: torch.Tensor) -> torch.Tensor:
 
 class DCGANTask(TrainTask):
     name = "dcgan"
-    non_structural_keys = frozenset({"g_optim", "d_optim", "n_dis", "sample_bn", "loss"})
+    non_structural_keys = frozenset({"g_optim", "d_optim", "n_dis", "sample_bn", "loss", "diffaug"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
                  for_training: bool = True, state: dict[str, Any] | None = None):
@@ -98,9 +99,15 @@ class DCGANTask(TrainTask):
         self.D.train()
         self._set_schedule(batch.step)
 
+        def augment(x: torch.Tensor) -> torch.Tensor:  # the same random transforms for real and fake, from (seed, step)
+            if not m.diffaug:
+                return x
+            return diff_augment(x, m.diffaug, lambda *shape: batch.draw(
+                lambda n: torch.rand((n, *shape), generator=g)).to(self.device))
+
         with torch.no_grad():
             fake = self.G(batch.draw(lambda n: self.latent.sample(n, g)).to(self.device))
-        d_real, d_fake = self.D(real).float(), self.D(fake).float()
+        d_real, d_fake = self.D(augment(real)).float(), self.D(augment(fake)).float()
         d_loss = d_loss_fn(m.loss, d_real, d_fake)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -112,7 +119,7 @@ class DCGANTask(TrainTask):
         if (batch.step + 1) % m.n_dis == 0:
             self.D.requires_grad_(False)
             z = batch.draw(lambda n: self.latent.sample(n, g)).to(self.device)
-            g_loss = g_loss_fn(m.loss, self.D(self.G(z)).float())
+            g_loss = g_loss_fn(m.loss, self.D(augment(self.G(z))).float())
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self._clip(self.G)
@@ -128,6 +135,7 @@ class DCGANTask(TrainTask):
         d["generator_parameters"] = d["parameters"]["G"]
         d["discriminator_parameters"] = d["parameters"]["D"]
         d["width"] = self.cfg.model.width
+        d["diffaug"] = self.cfg.model.diffaug or "off"
         d["latent"] = self.latent.describe()
         return d
 

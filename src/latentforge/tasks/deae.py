@@ -50,7 +50,8 @@ PLATEAU_RATIO = 0.9  # own-pattern error above 90 % of the other-image error: th
 
 class DeAETask(TrainTask):
     name = "deae"
-    non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim"})
+    non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim",
+                                     "mask_sampling"})
     # encoder_lr_scale is structural: it decides whether the optimizer has an encoder group
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
@@ -87,8 +88,10 @@ class DeAETask(TrainTask):
         if m.mask_clusters <= 0:
             return None
         sub = f" x {m.mask_subclusters} sub-clusters" if m.mask_subclusters > 0 else ""
+        fresh = ("drawn over all channels (mask_sampling=uniform)" if m.mask_sampling == "uniform"
+                 else "kept to a cluster's block, drawn by cluster frequency (mask_sampling=frequency)")
         return (f"patterns: k-means of {n_images:,} images into {m.mask_clusters} clusters{sub} for the pattern code "
-                f"(once per run, before the first step)")
+                f"(once per run, before the first step); fresh patterns {fresh}")
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, list[float]]:
         """AdamW over (shift MLP, decoder and the rest, encoder) with their lr scales. The encoder only gets a group
@@ -113,7 +116,8 @@ class DeAETask(TrainTask):
                               f"{list(self.net.mask_channels)}")
         try:
             spec = PatternSpec(self.net.mask_channels, m.mask_kind, active, tuple(m.mask_keep_prob), self.cfg.train.seed)
-            self.patterns = DropoutPatterns(spec, clusters, m.mask_clusters, subclusters, m.mask_subclusters)
+            self.patterns = DropoutPatterns(spec, clusters, m.mask_clusters, subclusters, m.mask_subclusters,
+                                            m.mask_sampling)
         except ValueError as e:
             raise ConfigError(f"model masks: {e}") from None
 
@@ -192,6 +196,7 @@ class DeAETask(TrainTask):
         d["patterns"] = {"channels": list(self.net.mask_channels), "kind": self.cfg.model.mask_kind,
                          "active": list(self.cfg.model.mask_active), "clusters": self.cfg.model.mask_clusters,
                          "subclusters": self.cfg.model.mask_subclusters,
+                         "sampling": self.cfg.model.mask_sampling if self.cfg.model.mask_clusters > 0 else "uniform",
                          "seed": self.cfg.train.seed}
         return d
 

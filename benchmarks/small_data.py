@@ -1,0 +1,223 @@
+"""Which generator for a small folder? DeAE vs DCGAN vs DCGAN + DiffAugment at about 100, 300 and 1,000 images.
+
+Sets (32x32, drawn once from the built-in datasets' train splits and written as .npz folders-in-a-file, so each
+run trains on exactly these images with no held-out split of its own):
+  emoji-100   the 'Smileys & Emotion' category (a seeded draw of 100 of its train images)
+  emoji-300, emoji-1000, mnist-100, mnist-300, mnist-1000   seeded random draws from the whole train split
+Reference: the built-in's held-out split (for emoji-100 only its Smileys & Emotion images). On the ~100-image sets
+the table's FID is against the training images themselves (DiffAugment's few-shot protocol: a held-out split that
+small cannot anchor a FID); the held-out split still gives the memorisation baselines.
+Models (equal wall-clock budgets read from one run: train to the first budget, evaluate, continue, evaluate):
+  deae        DeAE `cpu` preset           deae-paper  DeAE `paper` (the reference recipe, clustered code, MSE loss)
+  dcgan       DCGAN `cpu` preset          dcgan-da    DCGAN `cpu` + DiffAugment color,translation,cutout
+Each run is a subprocess with one thread, `--jobs` at once, the models of one set and seed side by side. Scores use
+one feature network for every set (default: the ImageNet EfficientNet, `--features`), named in the table. Columns:
+FID, KID, recall, coverage, near-copy fraction (vs the held-out images' own rate), the nearest-neighbour feature
+ratio vs held-out, distinct fraction; a memorisation flag marks a model that replays its training images.
+
+    python benchmarks/small_data.py                                   # all sets, 2 seeds (about 20 h on 2 cores)
+    python benchmarks/small_data.py --sets emoji-100 --models deae,dcgan-da --seeds 0 --runs RUNS   # one pair
+    python benchmarks/small_data.py --sets mnist-100 --budgets 20,40 --n 200 --seeds 0   # smoke check
+    python benchmarks/small_data.py --collect RUNS   # re-read finished runs into the table and JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import write_record  # noqa: E402
+from _workers import add_pool_arguments, mean_std, run_cells  # noqa: E402
+from deae_vs_dcgan import keep_samples  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "small_data.json"
+SETS = ("emoji-100", "emoji-300", "emoji-1000", "mnist-100", "mnist-300", "mnist-1000")
+CATEGORY = {"emoji-100": "Smileys & Emotion"}
+MODELS = {  # name -> (model, preset, overrides)
+    "deae": ("deae", "cpu", []),
+    "deae-paper": ("deae", "paper", ["model.loss.pixel=mse", "model.loss.perceptual=none"]),
+    "dcgan": ("dcgan", "cpu", []),
+    "dcgan-da": ("dcgan", "cpu", ["model.diffaug=color,translation,cutout"]),
+}
+KEYS = ("fid", "fid_train", "kid", "recall", "coverage", "near_copy_fraction", "heldout_near_copy_fraction",
+        "nn_feature_ratio_vs_heldout", "sample_distinct_fraction", "memorisation_flag")
+RESOLUTION, SUBSET_SEED = 32, 2026
+
+
+def set_parts(name: str):
+    """(dataset, size): 'emoji-300' -> ('emoji', 300)."""
+    data, size = name.split("-")
+    return data, int(size)
+
+
+def build_subset(name: str, folder: Path) -> Path:
+    """Write the set's training images (uint8, NCHW) to folder/NAME.npz once; the same draw on every machine."""
+    import numpy as np
+
+    from latentforge import load_dataset
+    from latentforge.config import DataConfig
+
+    path = folder / f"{name}.npz"
+    if path.is_file():
+        return path
+    data, size = set_parts(name)
+    train = load_dataset(DataConfig(name=data, resolution=RESOLUTION))
+    pool = np.arange(len(train))
+    if name in CATEGORY:
+        pool = pool[train.labels.numpy() == train.class_names.index(CATEGORY[name])]
+    pick = np.sort(np.random.default_rng(SUBSET_SEED).choice(pool, size=min(size, len(pool)), replace=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=train.images[pick].numpy(), labels=train.labels[pick].numpy())
+    return path
+
+
+def heldout_for(name: str):
+    import torch
+
+    from latentforge import load_dataset
+    from latentforge.config import DataConfig
+
+    data, _ = set_parts(name)
+    held = load_dataset(DataConfig(name=data, resolution=RESOLUTION, split="test"))
+    if name in CATEGORY:
+        keep = torch.from_numpy((held.labels.numpy() == held.class_names.index(CATEGORY[name])).nonzero()[0])
+        held = type(held)(held.images[keep].contiguous(), held.labels[keep], held.name, held.split,
+                          held.fingerprint + "|" + CATEGORY[name], held.class_names, held.source)
+    return held
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    import latentforge
+    from latentforge import load_dataset
+    from latentforge.metrics.evaluate import evaluate, resolve_features
+
+    torch.set_num_threads(1)
+    model, preset, extra = MODELS[args.model]
+    data_path = build_subset(args.dataset, Path(args.run_root) / "data")
+    budgets = [float(b) for b in args.budgets.split(",")]
+    common = [f"data.resolution={RESOLUTION}", "data.test_fraction=0", "data.near_duplicate_rms=0",
+              "train.threads=1", "train.log_every=50", f"train.seed={args.seed}", "train.compile=false",
+              "train.sample_every=100000", "train.checkpoint_every=100000", *extra]
+    with tempfile.TemporaryDirectory() as tmp:  # steps/s between steps 5 and 30 (warm-up excluded)
+        latentforge.train(model, data=str(data_path), steps=30, out=Path(tmp) / "probe", preset=preset,
+                          overrides=common + ["train.log_every=5"], progress=False)
+        times = {r["step"]: r["time_s"] for r in map(json.loads, (Path(tmp) / "probe" / "metrics.jsonl").open())
+                 if r["kind"] == "train"}
+    steps = int(25 / max(times[30] - times[5], 1e-6) * budgets[-1] * 1.15) + 10  # the budget ends the run
+    out = Path(args.run_root) / f"{args.dataset}-{args.model}-s{args.seed}"
+    held = heldout_for(args.dataset)
+    rows, spent = [], 0.0
+    for i, budget in enumerate(budgets):
+        res = latentforge.train(model, data=str(data_path), steps=steps, out=out, preset=preset,
+                                overrides=(common if i == 0 else []) + [f"train.time_limit_s={budget - spent}"],
+                                resume=i > 0, progress=False)
+        spent += res.summary["wall_s"]
+        loaded = latentforge.load_run(out)
+        train_set = load_dataset(loaded.cfg.data)
+        extractor = resolve_features(args.features, train_set, held, progress=False)
+        fake = loaded.task.sample(args.n, seed=1)
+        ev = evaluate(fake, train_set, held, extractor, seed=1)
+        keep_samples(loaded.task, out / f"samples_{budget:.0f}s.npy", args.n)
+        diag = [r for r in map(json.loads, (out / "metrics.jsonl").open()) if r["kind"] == "diagnostic"]
+        rows.append({"set": args.dataset, "model": args.model, "seed": args.seed, "budget_s": budget,
+                     "train_s": round(spent, 1), "steps": res.step, "epochs": res.step * min(64, len(train_set))
+                     / len(train_set), "n_train": len(train_set), "n_heldout": len(held),
+                     "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
+                     "pattern_discrimination": diag[-1].get("pattern_discrimination_ratio") if diag else None,
+                     **{k: ev.get(k) for k in KEYS}})
+    return {"rows": rows}
+
+
+def collect(run_root: Path) -> list[dict]:
+    """Rows of finished runs from their `small_data_rows.json` files (written by main as each run ends)."""
+    return [r for p in sorted(run_root.glob("*/small_data_rows.json")) for r in json.loads(p.read_text())]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["budget_s"], r["model"]), []).append(r)
+    out = []
+    for (s, b, m), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), kv[0][1], kv[0][2])):
+        vs_train = set_parts(s)[1] <= 100
+        row = {"set": s, "budget_s": b, "model": m, "seeds": len(rs), "steps": round(sum(r["steps"] for r in rs)
+                                                                                      / len(rs)),
+               "fid_reference": "train" if vs_train else "held-out", "feature_network": rs[0]["feature_network"],
+               "memorised": any(r.get("memorisation_flag") for r in rs)}
+        for k in KEYS[:-1]:
+            row[k], row[k + "_std"] = mean_std([r.get(k) for r in rs])
+        row["fid_shown"], row["fid_shown_std"] = (row["fid_train"], row["fid_train_std"]) if vs_train else \
+            (row["fid"], row["fid_std"])
+        out.append(row)
+    return out
+
+
+def print_table(summary: list[dict]) -> None:
+    head = (f"{'set':<10} {'budget':>6} {'model':<10} {'n':>2} {'steps':>6} {'FID':>15} {'vs':>8} {'KID':>7} "
+            f"{'recall':>6} {'cover':>6} {'copies':>13} {'NN ratio':>8} {'distinct':>8}")
+    print(head + "\n" + "-" * len(head))
+    for r in summary:
+        fid = f"{r['fid_shown']:.1f}±{r['fid_shown_std']:.1f}"
+        copies = f"{r['near_copy_fraction']:.3f}/{r['heldout_near_copy_fraction'] or 0:.3f}"
+        print(f"{r['set']:<10} {r['budget_s']:>6.0f} {r['model']:<10} {r['seeds']:>2} {r['steps']:>6} {fid:>15} "
+              f"{r['fid_reference']:>8} {r['kid']:>7.3f} {r['recall']:>6.2f} {r['coverage']:>6.2f} {copies:>13} "
+              f"{r['nn_feature_ratio_vs_heldout'] or float('nan'):>8.2f} {r['sample_distinct_fraction']:>8.2f}"
+              + ("  MEMORISES" if r["memorised"] else ""))
+    if summary:
+        print(f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; copies = near-copy "
+              f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--models", default="deae,dcgan,dcgan-da")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--budgets", default="600,1800", help="cumulative wall-clock training budgets in seconds")
+    p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation (and kept as .npy)")
+    p.add_argument("--features", default="effnet", help="evaluation feature network (latentforge eval --features)")
+    p.add_argument("--collect", type=Path, default=None, help="only re-read the rows of finished runs in this folder")
+    add_pool_arguments(p, DEFAULT_OUT, ("--model",))
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    load0, t0 = os.getloadavg(), time.time()
+    if args.collect is None:
+        run_root = Path(args.runs or tempfile.mkdtemp(prefix="small_data_"))
+        for s in args.sets.split(","):  # the subsets and the feature network, once, before the parallel workers
+            build_subset(s, run_root / "data")
+        from latentforge.metrics.evaluate import resolve_features
+
+        if args.features in ("effnet", "auto"):  # a trained network is made per set, inside the workers
+            resolve_features(args.features, None, None, progress=False)
+        cells = {(s, m, seed): ["--worker", "--dataset", s, "--model", m, "--seed", seed, "--budgets", args.budgets,
+                                "--n", str(args.n), "--features", args.features, "--run-root", str(run_root)]
+                 for s in args.sets.split(",") for seed in args.seeds.split(",") for m in args.models.split(",")}
+
+        def keep(key, res):
+            if "rows" in res:
+                folder = run_root / f"{key[0]}-{key[1]}-s{key[2]}"
+                (folder / "small_data_rows.json").write_text(json.dumps(res["rows"], indent=2))
+
+        run_cells(__file__, cells, args.jobs, on_done=keep)
+    else:
+        run_root = args.collect
+    rows = collect(run_root)
+    summary = aggregate(rows)
+    print_table(summary)
+    write_record("small_data", args.out, load0, wall_s=round(time.time() - t0, 1), runs=str(run_root),
+                 settings={k: v for k, v in vars(args).items() if k not in ("out", "collect", "runs")},
+                 subsets={"seed": SUBSET_SEED, "category": CATEGORY, "resolution": RESOLUTION},
+                 rows=rows, summary=summary)
+
+
+if __name__ == "__main__":
+    main()
