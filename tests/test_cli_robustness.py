@@ -195,3 +195,61 @@ def test_out_of_memory_reads_as_advice(monkeypatch, capsys):
     monkeypatch.setattr(latentforge.api, "train", other)
     with pytest.raises(RuntimeError, match="genuine bug"):  # not every RuntimeError is dressed up as advice
         main(["train", "deae", "--data", "digits", "--out", "/tmp/never-written", "--steps", "2"])
+
+
+def _png_folder(folder: Path, n: int, corrupt: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+    for i in range(corrupt):
+        (folder / f"broken{i}.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_too_few_images_are_refused_before_any_work_and_leave_no_folder(tmp_path):
+    """A one-image folder (and an unreadable file) used to train at batch 1 and fail later in eval."""
+    data = _png_folder(tmp_path / "one", 1, corrupt=1)
+    out = tmp_path / "runs" / "one"
+    proc = cli("train", "deae", "--data", data, "--preset", "tiny", "--steps", "2", "--out", out,
+               "--set", "data.resolution=16", "--set", "data.test_fraction=0")
+    one_error_line(proc, "1 usable images", "at least 8")
+    assert not out.exists() and not out.parent.exists()
+
+
+def test_failed_commands_create_nothing_and_remove_nothing(tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data in (tmp_path / "missing", empty):
+        proc = cli("train", "deae", "--data", data, "--preset", "tiny", "--steps", "2", "--out", keep / "run")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert not (keep / "run").exists()
+    proc = cli("train", "deae", *TINY, "--steps", "2", "--out", keep / "run", "--set", "data.resolution=3")
+    assert proc.returncode == 2 and not (keep / "run").exists()
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_train_takes_device_and_a_device_error_comes_first(tmp_path):
+    out = tmp_path / "run"
+    proc = cli("train", "deae", "--data", "digits", "--device", "cuda", "--steps", "2", "--out", out)
+    one_error_line(proc, "no CUDA device")
+    assert "preset:" not in proc.stdout and not out.exists()
+    proc = cli("train", "deae", "--data", "digits", "--bogus", "--out", out)
+    one_error_line(proc, "unrecognized arguments: --bogus", "see `latentforge train --help`")
+
+
+def test_a_small_folder_says_the_batch_shrinks(tmp_path):
+    data = _png_folder(tmp_path / "few", 12)
+    out = tmp_path / "run"
+    proc = cli("train", "deae", "--data", data, "--preset", "tiny", "--steps", "2", "--out", out, "--no-report",
+               *[arg for kv in TINY_SETS for arg in ("--set", kv)], "--set", "data.test_fraction=0",
+               "--set", "train.batch_size=32", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the batch shrinks from 32 to 12: the data has only 12 images" in proc.stdout

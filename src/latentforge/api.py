@@ -11,6 +11,7 @@ import torch
 from latentforge.config import DataConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.data.fetch import default_cache_dir
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.tasks import LoadedRun, build_task, load_run, task_class
 from latentforge.train import distributed
@@ -50,6 +51,7 @@ def train(
     progress=False trains silently; bar=False keeps the printed lines (start, estimate, diagnostics, a progress
     line every 30 s) without a progress bar."""
     run = RunDir(Path(out))
+    chosen_note = None
     base: dict[str, Any] = {"model_type": model}
     if data is not None:
         base["data"] = {"name": data}
@@ -77,18 +79,21 @@ def train(
             raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --out")
         chosen = preset or default_preset()
         cfg = build_config(chosen, Path(config_file) if config_file else None, overrides, base=base, model_type=model)
-        if preset is None and progress:
-            print(f"preset: {chosen} (chosen for this machine's {'GPU' if chosen == 'paper' else 'CPU'}; "
-                  f"--preset names another)", flush=True)
+        chosen_note = (f"preset: {chosen} (chosen for this machine's {'GPU' if chosen == 'paper' else 'CPU'}; "
+                       f"--preset names another)") if preset is None else None
 
     ensure_writable(run.root, "the run folder")
-    ensure_writable(default_cache_dir(), "the dataset and feature cache (set LATENTFORGE_CACHE to a writable folder)")
+    ensure_writable(default_cache_dir(), "the dataset and feature cache (set LATENTFORGE_CACHE to a writable folder)",
+                    create=True)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     world = distributed.setup(resolve_device(cfg.train.device).type)  # under torchrun: join the process group
     progress = progress and world.is_main
     device = resolve_device(cfg.train.device)
+    if chosen_note and progress:  # after the device check: no preset line before a device error
+        print(chosen_note, flush=True)
     cfg, dataset = task_class(cfg.model_type).prepare(cfg, progress=progress)
+    check_enough_data(dataset, cfg.train.batch_size, progress)
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     note = task_class(cfg.model_type).setup_note(cfg, len(dataset))
     if note and progress:
@@ -105,6 +110,21 @@ def train(
                            fit.interrupted)
     summary = summarize(task, dataset, run, fit)
     return TrainResult(run.root, fit.step, summary, fit.interrupted)
+
+
+MIN_TRAINING_EXAMPLES = 8  # below this a generator can only copy, and batch statistics mean nothing
+MIN_EVAL_REFERENCE = 10  # FID's covariance and the k=5 nearest-neighbour metrics need more reference images than k
+
+
+def check_enough_data(dataset: TrainingData, batch_size: int, progress: bool) -> None:
+    """Refuse a training set too small to learn a distribution from, before any work; say when the batch shrinks."""
+    n = len(dataset)
+    if n < MIN_TRAINING_EXAMPLES:
+        raise DataError(f"{dataset.name} has {n} usable {dataset.kind} in its {dataset.split} split; training needs "
+                        f"at least {MIN_TRAINING_EXAMPLES} (add images, or data.split=all to train on the held-out "
+                        f"share too)")
+    if n < batch_size and progress:
+        print(f"note: the batch shrinks from {batch_size} to {n}: the data has only {n} {dataset.kind}", flush=True)
 
 
 def default_preset() -> str:
@@ -149,6 +169,10 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
     clock = _Clock()
     loaded = load_run(run_dir)
     train_set, heldout = _train_and_heldout(loaded.cfg.data)
+    reference = heldout if heldout is not None and len(heldout) >= 2 else train_set
+    if len(reference) < MIN_EVAL_REFERENCE:
+        raise DataError(f"evaluation needs at least {MIN_EVAL_REFERENCE} reference images; {train_set.name} has "
+                        f"{len(reference)} in its {reference.split} split")
     clock.lap("load_s")
     seen = loaded.task.networks_seen()
     avoid = tuple(avoid) + tuple(s["arch"] for s in seen if s.get("method") == "simclr" and "arch" in s)

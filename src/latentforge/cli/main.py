@@ -25,7 +25,16 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one `error:` line (with where to look) and exit 2, like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"error: {message} (see `{self._help_for(message)} --help`)\n")
+
+    given: list[str] = []  # the command line being parsed (main sets it)
+
+    def _help_for(self, message: str) -> str:
+        """Unknown arguments are reported by the top-level parser: point to the subcommand's help where one was named."""
+        command = self.given[0] if self.given and not self.given[0].startswith("-") else None
+        if message.startswith("unrecognized arguments") and command and self.prog == "latentforge":
+            return f"{self.prog} {command}"
+        return self.prog
 
 
 def _count(minimum: int):
@@ -76,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar: plain progress lines instead (as off a terminal)")
     t.add_argument("--no-report", action="store_true", help="do not write RUNDIR/report.html at the end")
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's train.device, auto)")
 
     s = sub.add_parser("sample", help="draw new images from a trained run",
                        epilog=_example("latentforge sample runs/deae-digits --n 64 --out samples.png"))
@@ -192,6 +202,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if a.data:
             raise LatentforgeError("--data cannot be combined with --from: the model uses its source run's data")
         overrides = [f"model.source.run={a.from_run}", *overrides]
+    if a.device:
+        overrides = [*overrides, f"train.device={a.device}"]
     res = train(a.model, data=a.data, steps=a.steps, out=a.out, preset=a.preset, config_file=a.config,
                 overrides=overrides, resume=a.resume, bar=not a.no_progress)
     from latentforge.train.distributed import world
@@ -409,7 +421,9 @@ COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reco
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        parser.given = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (its one line is printed): a code, as for every command
         return int(e.code or 0)
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"

@@ -20,13 +20,22 @@ def umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def ensure_writable(folder: Path, what: str) -> Path:
-    """Create `folder` if needed and prove a file can be written in it, before any work starts, so an unwritable
-    destination costs one `error:` line instead of a traceback after minutes of training or sampling."""
+def ensure_writable(folder: Path, what: str, create: bool = False) -> Path:
+    """Prove a file can be written in `folder`, before any work starts, so an unwritable destination costs one
+    `error:` line instead of a traceback after minutes of training or sampling. Without `create` nothing is made:
+    the test file goes to the nearest folder that exists, so a command that fails its later checks leaves no empty
+    output folder behind."""
     folder = Path(folder)
+    probe = folder.absolute()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".latentforge-write-test-"):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                raise NotADirectoryError(20, f"{probe} is a file, not a folder")
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".latentforge-write-test-"):
             pass
     except OSError as e:
         raise LatentforgeError(f"cannot write {what} in {folder}: {e.strerror or e}") from None
