@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -45,7 +46,8 @@ def test_sample_grid_and_folder(run_dir, tmp_path):
     grid = tmp_path / "g.png"
     assert main(["sample", str(run_dir), "--n", "9", "--out", str(grid)]) == 0
     im = np.asarray(Image.open(grid))
-    assert im.shape == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px with 2 px padding, grayscale
+    assert im.shape == (3 * 66 + 2, 3 * 66 + 2)  # 3x3 tiles of 16 px shown 4x (64 px), 2 px padding, grayscale
+    assert (im[2:66, 2:66].reshape(16, 4, 16, 4) == im[2:66:4, 2:66:4][:, None, :, None]).all()  # nearest: blocks
     folder = tmp_path / "each"
     assert main(["sample", str(run_dir), "--n", "5", "--out-dir", str(folder), "--bn", "running"]) == 0
     files = sorted(folder.glob("*.png"))
@@ -56,9 +58,17 @@ def test_sample_grid_and_folder(run_dir, tmp_path):
 
 def test_reconstruct_and_interpolate(run_dir, tmp_path):
     assert main(["reconstruct", str(run_dir), "--indices", "0-3,7", "--out", str(tmp_path / "r.png")]) == 0
-    assert Image.open(tmp_path / "r.png").size == (3 * 18 + 2, 2 * 18 + 2)
+    # five training images, each beside its reconstruction: four pairs per row, 64-px tiles
+    grid = np.asarray(Image.open(tmp_path / "r.png"))
+    assert grid.shape == (2 * 66 + 2, 8 * 66 + 2)
+    from latentforge.api import load_run
+    from latentforge.data import load_dataset
+    from latentforge.utils.images import to_uint8
+
+    seventh = to_uint8(load_dataset(load_run(run_dir).cfg.data).get(torch.tensor([7])))[0, ..., 0]
+    assert np.array_equal(grid[68:132:4, 2:66:4], seventh)  # the fifth pair, second row: the original on the left
     assert main(["interpolate", str(run_dir), "--pairs", "2", "--steps", "4", "--out", str(tmp_path / "i.png")]) == 0
-    assert Image.open(tmp_path / "i.png").size == (4 * 18 + 2, 2 * 18 + 2)
+    assert Image.open(tmp_path / "i.png").size == (4 * 66 + 2, 2 * 66 + 2)
 
 
 def test_resume_via_cli(run_dir, tmp_path, capsys):

@@ -240,3 +240,38 @@ def test_sweep_page_shows_the_curves_and_the_c_eps_table(tmp_path):
     (sweep / "sweep.json").write_text("{broken")
     with pytest.raises(LatentforgeError, match="--collect"):
         build_report([sweep])
+
+
+def test_a_real_evaluation_fills_every_row_of_the_printout_and_the_report(tmp_path, capsys):
+    """From a real evaluated run: every figure the record has shows its value, its held-out value where held-out
+    images have one, and which direction is better, in the terminal and on the page; both end in one reading."""
+    from latentforge.metrics.guide import FIGURES, reference_value
+
+    run = tmp_path / "run"
+    latentforge.train("deae", data="digits", steps=6, out=run, preset="tiny", progress=False,
+                      overrides=TINY + ["data.limit=200"])
+    assert main(["eval", str(run), "--n", "64", "--features", "trained", "--feature-net-steps", "20"]) == 0
+    printed = capsys.readouterr().out
+    rec = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    shown = [f for f in FIGURES if f.key in rec]
+    assert {"fid", "kid", "precision", "recall", "density", "coverage", "sample_distinct_fraction",
+            "near_copy_fraction", "nn_feature_ratio_vs_heldout"} <= {f.key for f in shown}
+    for fig in shown:
+        line = next(ln for ln in printed.splitlines() if ln.strip().startswith(fig.label + " "))
+        assert f"{rec[fig.key]:.4g}" in line and line.rstrip().endswith(fig.better) or "collapsed" in line
+        ref = reference_value(fig, rec)
+        if ref is not None:
+            assert f"{ref:.4g}" in line
+    assert re.search(r"^reading: (close to held-out images on|far on) ", printed, re.M)
+    page = build_report([run])
+    table = page[page.index("<th>metric</th>"):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    assert len(rows) == len(shown)
+    for label, value, held, better, meaning in rows:
+        assert value != "-" and better in ("lower", "higher", "near held-out") and meaning
+    kid_row = next(r for r in rows if r[0] == "KID")
+    assert "±" in kid_row[1] and "±" not in kid_row[2]  # the spread sits with its value
+    distinct = next(r for r in rows if r[0] == "distinct samples")
+    assert float(distinct[1]) == pytest.approx(rec["sample_distinct_fraction"], rel=1e-3)
+    assert "<b>Reading:</b>" in page

@@ -256,11 +256,18 @@ def _cmd_reconstruct(a: argparse.Namespace) -> None:
     from latentforge.train.task import Reconstructs
     from latentforge.utils.images import save_grid
 
+    import torch
+
+    from latentforge.data import load_dataset
+
     ensure_writable(Path(a.out).parent, "the reconstructions")
     loaded = _loaded_with(a.run_dir, a.device, Reconstructs, "reconstruct training examples")
-    images = loaded.task.reconstruct(_parse_indices(a.indices), seed=a.seed)
-    save_grid(images, Path(a.out))
-    print(f"wrote {len(images)} reconstructions to {a.out}")
+    index = _parse_indices(a.indices)
+    images = loaded.task.reconstruct(index, seed=a.seed)
+    originals = load_dataset(loaded.cfg.data).get(torch.as_tensor(index))
+    pairs = torch.stack([originals, images.to(originals)], dim=1).flatten(0, 1)
+    save_grid(pairs, Path(a.out), nrow=2 * min(4, len(index)))
+    print(f"wrote {len(images)} training images (left of each pair) beside their reconstructions (right) to {a.out}")
 
 
 def _cmd_interpolate(a: argparse.Namespace) -> None:
@@ -327,27 +334,19 @@ def print_eval(rec: dict) -> None:
         print(f"FLAG {reason}")
     if not rec.get("flag_reasons"):
         print("flags: none (no collapse, no memorisation)")
+    from latentforge.metrics.guide import FIGURES, reading, reference_value, value_text
+
     collapsed = rec.get("collapse_flag", False)
-    rows = [("FID", "fid", None), ("FID vs train", "fid_train", None),
-            ("FID held-out vs train (floor)", "fid_heldout_vs_train", None), ("KID", "kid", None),
-            ("IS", "is", "is_reference"), ("precision", "precision", None), ("recall", "recall", None),
-            ("density", "density", None), ("coverage", "coverage", None),
-            ("diversity (pixel RMS)", "sample_diversity", "reference_diversity"),
-            ("distinct samples (fraction)", "sample_distinct_fraction", "reference_distinct_fraction"),
-            ("near-duplicate samples", "sample_near_duplicate_fraction", "reference_near_duplicate_fraction"),
-            ("exact-duplicate samples", "sample_exact_duplicate_fraction", "reference_exact_duplicate_fraction"),
-            ("NN pixel RMS to train (median)", "nn_pixel_rms_median", "heldout_nn_pixel_rms_median"),
-            ("near-copies of train", "near_copy_fraction", "heldout_near_copy_fraction"),
-            ("NN feature ratio vs held-out", "nn_feature_ratio_vs_heldout", None)]
-    print(f"  {'':<32} {'samples':>12}   {'held-out':>8}")
-    for label, key, ref in rows:
-        if key not in rec:
+    print(f"  {'':<30} {'samples':>16}   {'held-out':>8}   better")
+    for fig in FIGURES:
+        if fig.key not in rec:
             continue
-        value = f"{rec[key]:.4g}" + (f" ± {rec[key + '_std']:.2g}" if key + "_std" in rec else "")
-        held = f"{rec[ref]:.4g}" if ref and ref in rec else ""
-        note = "  (not meaningful: collapsed)" if collapsed and key in ("precision", "density",
-                                                                       "nn_feature_ratio_vs_heldout") else ""
-        print(f"  {label:<32} {value:>12}   {held:>8}{note}")
+        ref = reference_value(fig, rec)
+        note = "  (not meaningful: collapsed)" if collapsed and fig.key in ("precision", "density",
+                                                                           "nn_feature_ratio_vs_heldout") else ""
+        print(f"  {fig.label:<30} {value_text(fig, rec):>16}   {'' if ref is None else f'{ref:.4g}':>8}   "
+              f"{fig.better}{note}")
+    print(f"reading: {reading(rec)}")
     if "nn_grid" in rec:
         print(f"nearest-neighbour grid: {rec['nn_grid']}")
 

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from latentforge.errors import LatentforgeError
+from latentforge.metrics.guide import FIGURES, reading, reference_value, value_text
 from latentforge.report import figures
 from latentforge.report.compare import compare_rows, render_table
 from latentforge.report.records import RunRecord, SweepRecord, is_run, is_sweep, read_run, read_sweep
@@ -95,24 +96,14 @@ def _metrics_section(rec: RunRecord) -> str:
         return ("<p class='muted'>Not evaluated yet: <code>latentforge eval "
                 f"{html.escape(str(rec.root))}</code> adds FID, KID, precision/recall and memorisation figures, "
                 "and the next report shows them.</p>")
-    floor = ev.get("fid_heldout_vs_train")
-    rows = [
-        ["FID", ev.get("fid"), floor, "held-out vs train images in the same network"],
-        ["KID", ev.get("kid"), None, f"± {_cell(ev.get('kid_std'))}"],
-        ["precision", ev.get("precision"), None, "share of samples inside the real manifold"],
-        ["recall", ev.get("recall"), None, "share of real images covered by samples"],
-        ["coverage", ev.get("coverage"), None, ""],
-        ["pixel diversity", ev.get("sample_diversity"), ev.get("reference_diversity"), "held-out images' own"],
-        ["distinct samples", ev.get("distinct_fraction"), None, "near-duplicates merged"],
-        ["near copies of train", ev.get("near_copy_fraction"), ev.get("heldout_near_copy_fraction"),
-         "held-out images' own rate"],
-        ["NN feature distance / held-out's", ev.get("nn_feature_ratio_vs_heldout"), 1.0, "1 = as close as new data"],
-    ]
+    rows = [[fig.label, value_text(fig, ev), reference_value(fig, ev), fig.better, fig.meaning]
+            for fig in FIGURES if fig.key in ev]
     flags = [f for f in ("collapse_flag", "memorisation_flag") if ev.get(f)]
     out = [f"<p>Feature network: <b>{html.escape(str(ev.get('feature_network')))}</b>; "
            f"{ev.get('n_fake')} samples against {ev.get('n_reference')} held-out images "
            f"(split: {html.escape(str(ev.get('reference_split')))}), checkpoint step {ev.get('step')}.</p>",
-           _table(["metric", "value", "floor / reference", "what the reference is"], rows)]
+           _table(["metric", "value", "held-out images", "better", "what it measures"], rows),
+           f"<p><b>Reading:</b> {html.escape(reading(ev))}.</p>"]
     if flags:
         reasons = "; ".join(map(str, ev.get("flag_reasons", [])))
         out.insert(0, f"<p class='note'><b>{', '.join(f.removesuffix('_flag') for f in flags)}</b>: "
@@ -138,9 +129,11 @@ def _stability_section(rec: RunRecord) -> str:
     stab = rec.stability
     if not stab:
         return "<p class='muted'>No losses logged.</p>"
-    rows = [[k, None if s["relative_wobble"] is None else 100 * s["relative_wobble"], s["spikes"],
-             s["max_spike_ratio"], s["points"]] for k, s in stab.items()]
-    return (_table(["loss", "wobble around trend [%]", "spikes", "largest point / trend", "points (2nd half)"], rows)
+    rows = [[k, None if s["relative_wobble"] is None else f"{100 * s['relative_wobble']:.2g}", s["spikes"],
+             None if s["max_spike_ratio"] is None else f"{s['max_spike_ratio']:.3g}", s["points"]]
+            for k, s in stab.items()]
+    return (_table(["logged term", "wobble around trend [%]", "spikes", "largest point / trend",
+                    "points (2nd half)"], rows)
             + "<p class='muted'>Second half of training, interval-averaged logged losses; a spike is a point more "
               "than 6 robust deviations above the rolling-median trend.</p>")
 
@@ -187,7 +180,7 @@ def run_section(rec: RunRecord, with_model: bool = True) -> str:
             parts.append(f"<h3>Reconstructions</h3><p class='muted'>{html.escape(caption)}</p>")
     if rec.last_eval is not None and (nn := rec.eval_grid(rec.last_eval)) is not None:
         parts.append(f"<h3>Nearest training neighbours (memorisation)</h3><figure>{_img(nn.read_bytes(), 'nearest')}"
-                     "<figcaption>each sample beside its nearest training image; copies would look identical"
+                     "<figcaption>each row: a sample (left), then its nearest training images, closest first; copies would look identical"
                      "</figcaption></figure>")
     parts.append("<h3>Cost</h3>" + _cost_section(rec))
     parts.append("<h3>Config</h3><pre>" + html.escape(yaml.safe_dump(cfg, sort_keys=False)) + "</pre>")

@@ -16,9 +16,16 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> one uint8 (H', W', C) mosaic, `nrow` images per row (default: square)."""
+def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, pad_value: int = 255,
+              min_tile: int = 64) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> one uint8 (H', W', C) mosaic, `nrow` images per row (default: square).
+
+    Images smaller than `min_tile` pixels are enlarged by a whole factor (nearest neighbour: every pixel becomes a
+    square block, nothing is smoothed), so a 16-px sample is visible in a viewer or on a page."""
     arr = to_uint8(images)
+    scale = max(1, math.ceil(min_tile / max(arr.shape[1:3])))
+    if scale > 1:
+        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
     n, h, w, c = arr.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / nrow)
