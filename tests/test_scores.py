@@ -1,5 +1,6 @@
 """Metric math in latentforge.metrics.scores, checked against closed forms, independent computations and reference
-implementations (torchmetrics required for the dev extra; pytorch-fid and prdc used only when importable)."""
+implementations (torchmetrics and prdc come with the dev extra; pytorch-fid, which needs torchvision, is used only
+when importable)."""
 import importlib
 import importlib.util
 import types
@@ -204,7 +205,7 @@ def test_frechet_matches_pytorch_fid_if_importable():
 
 
 def test_prdc_matches_reference_package_if_importable():
-    ref = _import_or_skip("prdc", "optional reference: pip install prdc")
+    ref = _import_or_skip("prdc", "in the dev extra: pip install -e .[dev]")
     real, fake = _feats(17, n=300, d=8), _feats(18, n=250, d=8, shift=0.4)
     expected = ref.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     ours = prdc(real, fake, k=5)

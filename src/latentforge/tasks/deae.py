@@ -172,7 +172,7 @@ class DeAETask(TrainTask):
                "pattern_discrimination_ratio": ratio, "on_plateau": ratio > PLATEAU_RATIO}
         if out["on_plateau"]:
             out["note"] = (f"on the plateau: pattern discrimination {ratio:.2f} (1 = every pattern decodes to the "
-                           f"same average image; it falls once training leaves the plateau, see the README)")
+                           f"same average image; it falls once training leaves the plateau, see docs/deae.md)")
         return out
 
     def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:

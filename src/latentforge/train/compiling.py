@@ -3,7 +3,7 @@
 Compilation costs a fixed time before the first compiled step (inductor generates and builds C++ on a CPU) and then
 saves a share of every step. `auto` therefore waits for the session's first eager steps, estimates the time left, and
 compiles only when the saving repays the cost twice over; a run too short for that stays eager. The cost and the
-saving are the cautious ends of what benchmarks/cpu_efficiency.py measures (see the README's speed section).
+saving are the cautious ends of what benchmarks/cpu_efficiency.py measures (docs/training.md, "How fast a step is").
 """
 from __future__ import annotations
 
