@@ -58,9 +58,10 @@ def autoencoder_source(root: Path) -> str:
 class Variant:
     """One way of running a model's step; `step(batch)` trains one step."""
 
-    def __init__(self, name: str, model: str, preset: str, batch: int, source: str | None):
-        self.name, self.times, self.first_s = name, [], None
-        overrides = [f"train.batch_size={batch}", "train.device=cpu", "data.resolution=32", "train.compile=false"]
+    def __init__(self, name: str, model: str, preset: str, batch: int, source: str | None, device: torch.device):
+        self.name, self.times, self.first_s, self.device = name, [], None, device
+        overrides = [f"train.batch_size={batch}", f"train.device={device}", "data.resolution=32",
+                     "train.compile=false"]
         cfg = None
         for extra in (["model.loss.pixel=mse", "model.loss.perceptual=laplacian"], []):  # models without a loss
             try:
@@ -71,7 +72,7 @@ class Variant:
                 continue
         shape = DataShape(4, 8, N_EXAMPLES) if model == "prior" else DataShape(3, 32, N_EXAMPLES)
         self.shape = shape
-        self.task = build_task(cfg, torch.device("cpu"), shape, state={"latent_scale": 1.0} if model == "prior"
+        self.task = build_task(cfg, device, shape, state={"latent_scale": 1.0} if model == "prior"
                                else None)
         self.format = torch.channels_last if name.endswith("cl") else torch.contiguous_format
         if self.format is torch.channels_last:
@@ -83,31 +84,41 @@ class Variant:
 
     def step(self, b: Batch) -> None:
         images = b.images.contiguous(memory_format=self.format)
-        with self.precision.autocast(torch.device("cpu")):
+        with self.precision.autocast(self.device):
             self.task.train_step(Batch(images=images, index=b.index, epoch=b.epoch, step=b.step))
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure(model: str, preset: str, variants: list[str], args, source: str | None) -> dict:
-    runs = [Variant(name, model, preset, args.batch, source) for name in variants]
+    device = torch.device(args.device)
+    runs = [Variant(name, model, preset, args.batch, source, device) for name in variants]
     shape = runs[0].shape
     g = torch.Generator().manual_seed(0)
 
     def batch(s: int) -> Batch:
         images = torch.rand(args.batch, shape.channels, shape.resolution, shape.resolution, generator=g) * 2 - 1
-        return Batch(images=images, index=torch.randint(0, N_EXAMPLES, (args.batch,), generator=g), epoch=0, step=s)
+        return Batch(images=images.to(device), index=torch.randint(0, N_EXAMPLES, (args.batch,), generator=g),
+                     epoch=0, step=s)
 
     batches = [batch(s) for s in range(args.steps)]
     for v in runs:  # warm-up (and compilation), timed apart
         t0 = time.perf_counter()
         v.step(batches[0])
         v.step(batches[1 % len(batches)])
+        sync(device)
         v.first_s = time.perf_counter() - t0
         print(f"  [{model} {preset}] {v.name}: first two steps {v.first_s:.1f} s", file=sys.stderr, flush=True)
     for r in range(args.rounds):
         for v in (runs if r % 2 == 0 else runs[::-1]):  # alternate the order: no variant always goes first
             for b in batches:
+                sync(device)
                 t0 = time.perf_counter()
                 v.step(b)
+                sync(device)
                 v.times.append(time.perf_counter() - t0)
     params = sum(p.numel() for m in runs[0].task.modules().values() for p in m.parameters())
     base = statistics.median(runs[0].times)
@@ -127,11 +138,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (the GPU checks)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cpu_efficiency.json")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    auto = resolve_precision("auto", torch.device("cpu"))
+    auto = resolve_precision("auto", torch.device(args.device))
     variants = [v for v in args.variants.split(",") if v in VARIANTS]
     skipped_bf16 = auto.name != "bf16" and not args.emulated_bf16
     if skipped_bf16:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 19 in one call (about 8 minutes on an H100/H200), for a session that is lent a GPU:
 #   1. the CUDA-only tests (data placement on the device vs pinned batches, a compiled CUDA run);
-#   2. benchmarks/cpu_efficiency.py --device cuda: DeAE steps (bf16 autocast) against the card's measured bf16
-#      matmul rate, eager / channels_last / compile, tiny, cpu and paper presets;
+#   2. benchmarks/cpu_efficiency.py --device cuda: DeAE and DCGAN steps, fp32 / channels_last / compile / bf16 /
+#      bf16 + channels_last, cpu and paper presets;
 #   3. Trainer img/s for DeAE and DCGAN (paper presets) at 32 and 64 px, eager and train.compile=true.
 # Results go to $OUT (default benchmarks/results). latentforge must be importable: `pip install -e .`, or with no
 # index reachable, PYTHONPATH=src plus its dependencies' wheels (pydantic, safetensors, ...).
@@ -19,7 +19,8 @@ timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_training.py -k "
     > "$OUT/gpu_tests.log" 2>&1
 echo "tests rc=$?"; tail -n 5 "$OUT/gpu_tests.log"
 
-timeout 200 python3 benchmarks/cpu_efficiency.py --device cuda --batch 256 --rounds 3 --steps 10 \
+timeout 200 python3 benchmarks/cpu_efficiency.py --device cuda --models deae,dcgan --presets cpu,paper \
+    --batch 256 --rounds 3 --steps 10 \
     --out "$OUT/gpu_efficiency.json" > "$OUT/gpu_efficiency.log" 2>&1
 echo "efficiency rc=$?"; tail -n 20 "$OUT/gpu_efficiency.log"
 

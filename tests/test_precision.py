@@ -111,17 +111,34 @@ def test_auto_without_a_compiler_stays_eager(monkeypatch):
 
 
 def test_auto_compiles_after_timing_the_first_steps_when_the_run_is_long(monkeypatch, tmp_path, capsys):
-    """With the threshold at zero, auto compiles after the first eager steps; the losses stay the eager run's."""
+    """With the threshold at zero, auto compiles after the first eager steps and keeps compiling when the compiled
+    steps are faster (here: whatever they measure); the losses stay the eager run's."""
     monkeypatch.setattr(compiling, "MIN_REMAINING_S", 0.0)
+    monkeypatch.setattr(compiling, "MIN_GAIN", -1e9)
     sets = TINY + ["train.compile_backend=eager"]
-    latentforge.train("deae", data="digits", steps=8, out=tmp_path / "auto", preset="tiny", progress=True, bar=False,
+    latentforge.train("deae", data="digits", steps=14, out=tmp_path / "auto", preset="tiny", progress=True, bar=False,
                       overrides=sets)
     out = capsys.readouterr().out
     assert "compile auto: decided after 5 eager steps" in out.splitlines()[0]
     assert "compiling with torch.compile" in out
     info = json.loads((tmp_path / "auto" / "run.json").read_text())
     assert info["compiled"] is True and info["compile_reason"].startswith("auto: about")
-    latentforge.train("deae", data="digits", steps=8, out=tmp_path / "eager", preset="tiny", progress=False,
+    latentforge.train("deae", data="digits", steps=14, out=tmp_path / "eager", preset="tiny", progress=False,
+                      overrides=sets + ["train.compile=false"])
+    np.testing.assert_allclose(train_losses(tmp_path / "auto"), train_losses(tmp_path / "eager"), rtol=1e-4)
+
+
+def test_auto_goes_back_to_eager_when_compiled_steps_are_not_faster(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(compiling, "MIN_REMAINING_S", 0.0)
+    monkeypatch.setattr(compiling, "MIN_GAIN", 0.99)  # compiled steps would have to be 100x faster
+    sets = TINY + ["train.compile_backend=eager"]
+    latentforge.train("deae", data="digits", steps=14, out=tmp_path / "auto", preset="tiny", progress=True, bar=False,
+                      overrides=sets)
+    out = capsys.readouterr().out
+    assert "compiling with torch.compile" in out and "back to eager steps: auto: compiled steps were not faster" in out
+    info = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert info["compiled"] is False and "not faster" in info["compile_reason"]
+    latentforge.train("deae", data="digits", steps=14, out=tmp_path / "eager", preset="tiny", progress=False,
                       overrides=sets + ["train.compile=false"])
     np.testing.assert_allclose(train_losses(tmp_path / "auto"), train_losses(tmp_path / "eager"), rtol=1e-4)
 

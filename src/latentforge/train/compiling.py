@@ -2,8 +2,9 @@
 
 Compilation costs a fixed time before the first compiled step (inductor generates and builds C++ on a CPU) and then
 saves a share of every step. `auto` therefore waits for the session's first eager steps, estimates the time left, and
-compiles only when the saving repays the cost twice over; a run too short for that stays eager. The cost and the
-saving are the cautious ends of what benchmarks/cpu_efficiency.py measures (docs/training.md, "How fast a step is").
+compiles only when the saving repays the cost twice over; a run too short for that stays eager. Then it times the
+first compiled steps and goes back to eager if they are not faster (as on networks whose convolutions inductor
+cannot improve). The cost and the saving are the cautious ends of what benchmarks/cpu_efficiency.py measures (docs/training.md, "How fast a step is").
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import torch
 COMPILE_COST_S = 90.0   # the first compiled step's extra time (generated code is built then)
 STEP_SAVING = 0.2       # the share of an eager step's time a compiled step saves
 DECIDE_AFTER_STEPS = 5  # eager steps timed before `auto` decides
+CHECK_STEPS = 5         # compiled steps timed after the compiling one; auto goes back to eager unless they are
+MIN_GAIN = 0.05         # at least this much faster than the eager steps
 MIN_REMAINING_S = 2 * COMPILE_COST_S / STEP_SAVING  # auto compiles when at least this much training is left
 
 

@@ -122,6 +122,8 @@ class Trainer:
         self.compiling = compiling.decide(self.cfg.compile, self.cfg.compile_backend, None)
         self._decide_compile = self.cfg.compile == "auto" and "compiler" not in self.compiling.reason
         self._compile_pending = False  # the first compiled step runs guarded: a failed compilation falls back
+        self._step_seconds: list[float] = []  # auto: eager steps, then compiled ones, to check that compiling paid
+        self._check_compiled_at: int | None = None
         if self.compiling.compile:
             self._start_compiling()
 
@@ -194,9 +196,14 @@ class Trainer:
                     break
                 if self._decide_compile and step == start + compiling.DECIDE_AFTER_STEPS:
                     self._decide_compile = False
-                    self._auto_compile(time.perf_counter() - t0, step - start, end - step)
+                    self._auto_compile(step, time.perf_counter() - t0, step - start, end - step)
                 batch = self.loader.batch(step)
+                t_step = time.perf_counter()
                 logs = self._train_step(batch)
+                if self._decide_compile or self._check_compiled_at is not None:
+                    self._step_seconds.append(time.perf_counter() - t_step)
+                if step + 1 == self._check_compiled_at:
+                    self._keep_compiled_if_faster()
                 logs = distributed.average_logs(logs, task.device)
                 self._check_finite(step, logs)
                 step += 1
@@ -256,7 +263,7 @@ class Trainer:
         compiling.compile_modules(self.task.modules().values(), self.cfg.compile_mode, self.cfg.compile_backend)
         self._compile_pending = True
 
-    def _auto_compile(self, elapsed_s: float, steps_done: int, steps_left: int) -> None:
+    def _auto_compile(self, step: int, elapsed_s: float, steps_done: int, steps_left: int) -> None:
         """train.compile=auto, after the session's first eager steps: compile if the time left repays it."""
         remaining = elapsed_s / max(steps_done, 1) * steps_left
         if self.cfg.time_limit_s is not None:
@@ -268,11 +275,30 @@ class Trainer:
         self.compiling = decision
         if decision.compile:
             self._start_compiling()
+            # the next step compiles; the CHECK_STEPS after it show whether compiled steps are faster here
+            self._eager_seconds = _median(self._step_seconds[1:] or self._step_seconds)
+            self._step_seconds, self._check_compiled_at = [], step + 1 + compiling.CHECK_STEPS
         if self.main:
             self.run.update_info(compiled=decision.compile, compile_reason=decision.reason)
         if self.progress:
             tqdm.write(f"compiling with torch.compile, the next step takes a minute or two ({decision.reason})"
                        if decision.compile else f"staying eager ({decision.reason})")
+
+    def _keep_compiled_if_faster(self) -> None:
+        """train.compile=auto: on some networks (channels_last on a CPU, large convolutions) compiled steps are no
+        faster; then the compile time is lost but the rest of the run goes back to eager steps."""
+        self._check_compiled_at = None
+        compiled = _median(self._step_seconds[1:])
+        if compiled <= (1 - compiling.MIN_GAIN) * self._eager_seconds:
+            return
+        compiling.uncompile_modules(self.task.modules().values())
+        self.compiling = compiling.CompileDecision(
+            False, f"auto: compiled steps were not faster ({compiled:.3g} s vs {self._eager_seconds:.3g} s eager), "
+                   f"eager again")
+        if self.main:
+            self.run.update_info(compiled=False, compile_reason=self.compiling.reason)
+        if self.progress:
+            tqdm.write(f"back to eager steps: {self.compiling.reason}")
 
     def _note_precision_change(self, resume: bool) -> None:
         """A run resumed under another precision (another machine) goes on, but no longer repeats its losses."""
@@ -417,6 +443,10 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def check_compatible(current: dict[str, Any], saved: dict[str, Any], path: Any, ignore: frozenset[str] = frozenset()
