@@ -44,7 +44,7 @@ def worker(a: argparse.Namespace) -> dict:
     import latentforge
 
     torch.set_num_threads(1)
-    common = ["train.threads=1", f"train.seed={a.seed}", "train.sample_every=100000", "train.checkpoint_every=100000"]
+    common = ["train.threads=1", "train.compile=false", f"train.seed={a.seed}", "train.sample_every=100000", "train.checkpoint_every=100000"]
     root = Path(a.run_root) / f"{a.dataset}-{a.method}-s{a.seed}"
     ae = latentforge.train(METHODS[a.method], data=a.dataset, steps=a.ae_steps, out=root / "autoencoder",
                            preset=a.preset, overrides=common + list(a.ae_set or []), progress=False)

@@ -90,7 +90,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     import latentforge
     torch.set_num_threads(args.threads)
-    overrides = ["data.resolution=32", f"train.threads={args.threads}", f"train.seed={args.seed}",
+    overrides = ["data.resolution=32", f"train.threads={args.threads}", "train.compile=false", f"train.seed={args.seed}",
                  f"train.sample_every={args.every}", "train.log_every=25", "train.checkpoint_every=100000",
                  f"train.device={args.device}", "train.precision=fp32", *BASELINE, *VARIANTS[args.variant]]
     out = Path(args.run_root) / f"{args.dataset}-{args.variant}-s{args.seed}"

@@ -38,7 +38,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     budgets = [float(b) for b in args.budgets.split(",")]
-    common = ["data.resolution=32", "train.threads=1", "train.log_every=50", f"train.seed={args.seed}",
+    common = ["data.resolution=32", "train.threads=1", "train.compile=false", "train.log_every=50", f"train.seed={args.seed}",
               "train.sample_every=100000", "train.checkpoint_every=100000"]
     with tempfile.TemporaryDirectory() as tmp:  # steps/s between steps 5 and 30 (warm-up excluded)
         latentforge.train(args.model, data=args.dataset, steps=30, out=Path(tmp) / "probe", preset="cpu",

@@ -39,7 +39,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     out = Path(args.run_root) / args.config
-    sets = ["data.resolution=32", f"model.width={args.width}", "train.threads=1", f"model.latent.ssl_steps={args.ssl_steps}",
+    sets = ["data.resolution=32", f"model.width={args.width}", "train.threads=1", "train.compile=false", f"model.latent.ssl_steps={args.ssl_steps}",
             *CONFIGS[args.config]]
     res = latentforge.train("dcgan", data=args.data, steps=args.steps, out=out, preset="cpu", overrides=sets,
                             progress=False)

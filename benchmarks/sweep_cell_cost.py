@@ -34,7 +34,7 @@ def worker(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     load_dataset(DataConfig(name=args.data, resolution=32))  # decode (cached) before the baseline
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sets = ["data.resolution=32", f"model.width={args.width}", f"train.threads={args.threads}", "train.log_every=1",
+    sets = ["data.resolution=32", f"model.width={args.width}", f"train.threads={args.threads}", "train.compile=false", "train.log_every=1",
             "train.sample_every=100000", "train.checkpoint_every=100000"]
     with tempfile.TemporaryDirectory() as tmp:
         latentforge.train("dcgan", data=args.data, steps=5, out=Path(tmp) / "warm", preset="cpu", overrides=sets,
