@@ -289,7 +289,10 @@ class Trainer:
         faster; then the compile time is lost but the rest of the run goes back to eager steps."""
         self._check_compiled_at = None
         compiled = _median(self._step_seconds[1:])
-        if compiled <= (1 - compiling.MIN_GAIN) * self._eager_seconds:
+        slower = compiled > (1 - compiling.MIN_GAIN) * self._eager_seconds
+        if self.world.enabled:  # every rank keeps compiling or none does
+            slower = distributed.any_rank(slower, self.task.device)
+        if not slower:
             return
         compiling.uncompile_modules(self.task.modules().values())
         self.compiling = compiling.CompileDecision(
