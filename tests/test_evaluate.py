@@ -36,6 +36,7 @@ def test_trained_feature_network_is_named_cached_and_useful(digits, features, tm
     assert f.pool.shape == (8, 128) and f.logits.shape == (8, 10)
 
 
+@pytest.mark.filterwarnings("ignore:SimCLR encoder looks weak")  # a few SimCLR steps: weak by design here
 def test_unlabelled_data_gets_a_contrastive_network_of_another_arch(digits, tmp_path, monkeypatch):
     from latentforge.metrics.evaluate import resolve_features
     from latentforge.metrics.features import contrastive

@@ -75,6 +75,7 @@ def test_gmm_sampler_fits_reloads_and_samples_the_mixture():
     assert torch.equal(again.sample(100, _g(2)), s.sample(100, _g(2)))
 
 
+@pytest.mark.filterwarnings("ignore:SimCLR encoder looks weak")  # a few SimCLR steps: weak by design here
 def test_ssl_latent_gan_stores_its_mixture_and_samples_without_data(tmp_path):
     out = tmp_path / "ssl"
     latentforge.train("dcgan", data="digits", steps=4, out=out, preset="tiny", progress=False,
