@@ -120,7 +120,8 @@ class Trainer:
         # compile last: after SyncBatchNorm replaced modules, and after the tasks made their EMA copies. `auto`
         # decides after the session's first eager steps (fit), unless no compiler rules it out now.
         self.compiling = compiling.decide(self.cfg.compile, self.cfg.compile_backend, None)
-        self._decide_compile = self.cfg.compile == "auto" and "compiler" not in self.compiling.reason
+        self._decide_compile = self.cfg.compile == "auto" and (self.cfg.compile_backend != "inductor"
+                                                               or compiling.cxx_compiler_works() is not None)
         self._compile_pending = False  # the first compiled step runs guarded: a failed compilation falls back
         self._step_seconds: list[float] = []  # auto: eager steps, then compiled ones, to check that compiling paid
         self._check_compiled_at: int | None = None
