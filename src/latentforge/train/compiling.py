@@ -19,8 +19,8 @@ from typing import Iterable
 
 import torch
 
-COMPILE_COST_S = 90.0   # the first compiled step's extra time (generated code is built then)
-STEP_SAVING = 0.2       # the share of an eager step's time a compiled step saves
+COMPILE_COST_S = 120.0  # the first compiled step's extra time (generated code is built then)
+STEP_SAVING = 0.15      # the share of an eager step's time a compiled step saves
 DECIDE_AFTER_STEPS = 5  # eager steps timed before `auto` decides
 CHECK_STEPS = 5         # compiled steps timed after the compiling one; auto goes back to eager unless they are
 MIN_GAIN = 0.05         # at least this much faster than the eager steps
