@@ -44,7 +44,7 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
 
     from latentforge.config import build_config
-    from latentforge.tasks.deae import DeAETask
+    from latentforge.tasks import build_task
     from latentforge.train.task import Batch, DataShape
 
     rss0_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> dict:
         f"model.enc_widths={list(widths)}", f"model.latent_dim={latent}", "model.loss.pixel=mse",
         "model.loss.perceptual=laplacian", f"train.batch_size={args.batch}", "train.device=" + device.type])
     n_examples = 10_000
-    task = DeAETask(cfg, device, DataShape(CHANNELS, RESOLUTION, n_examples))
+    task = build_task(cfg, device, DataShape(CHANNELS, RESOLUTION, n_examples))
     params = sum(p.numel() for p in task.net.parameters())
 
     g = torch.Generator().manual_seed(0)

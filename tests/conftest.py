@@ -23,7 +23,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
 
 
-def train_losses(run):
-    """The logged training losses of a run folder, in step order (what resume tests compare)."""
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+def train_losses(run, key="loss"):
+    """A logged training figure of a run folder (the loss by default), in step order (what resume tests compare)."""
+    return [r[key] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
             if r["kind"] == "train"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import latentforge
-from latentforge.cli.main import MODELS, main
-from latentforge.config import MODEL_CONFIGS, build_config
+from latentforge.cli.main import main
+from latentforge.config import build_config
 from latentforge.metrics.pixel import mean_pairwise_distance, rms_distance
 from latentforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from latentforge.tasks import TASKS, load_run
+from latentforge.tasks import load_run
 
 GAN = ["data.resolution=16", "train.batch_size=32", "train.log_every=1", "train.sample_every=1000",
        "train.checkpoint_every=1000", "train.grid_size=4"]
@@ -25,10 +25,6 @@ def gan_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan") / "run"
     latentforge.train("dcgan", data="digits", steps=40, out=out, preset="tiny", progress=False, overrides=GAN)
     return out
-
-
-def test_registries_agree():
-    assert set(TASKS) == set(MODEL_CONFIGS) == set(MODELS)
 
 
 def test_losses_finite_and_discriminator_not_stuck(gan_run):

@@ -53,6 +53,20 @@ def test_two_processes_match_one_with_the_same_global_batch(reference, tmp_path)
     assert [json.loads(x)["kind"] for x in (out / "metrics.jsonl").read_text().splitlines()].count("summary") == 1
 
 
+def test_two_processes_clip_the_averaged_gradient_as_one_process_does(tmp_path):
+    """With clipping active on every step, N processes clip the global batch's gradient (after the all-reduce), so
+    the logged gradient norms and the losses are one process's. Clipping each rank's local gradient instead gives
+    a larger logged norm (the mean of local norms) and other updates."""
+    clip = [*SETS, "train.grad_clip=0.01"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    latentforge.train("ae", data="digits", steps=6, out=one, preset="tiny", progress=False, overrides=clip)
+    _torchrun(two, 6, *[x for s in clip for x in ("--set", s)])
+    norms = [train_losses(run, "grad_norm") for run in (one, two)]
+    assert min(norms[0]) > 0.01  # clipping acted on every step
+    np.testing.assert_allclose(norms[1], norms[0], rtol=1e-4)
+    np.testing.assert_allclose(train_losses(two), train_losses(one), rtol=1e-4)
+
+
 def test_a_run_resumes_under_another_world_size(reference, tmp_path):
     out = tmp_path / "switch"
     _torchrun(out, 4, *[x for s in SETS for x in ("--set", s)])

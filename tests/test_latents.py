@@ -99,7 +99,7 @@ def test_deae_latent_gan(tmp_path):
     latentforge.train("deae", data="digits", steps=3, out=deae, preset="tiny", progress=False, overrides=TINY)
     out = tmp_path / "gan"
     latentforge.train("dcgan", data="digits", steps=3, out=out, preset="tiny", progress=False,
-                      overrides=GAN + ["model.latent.kind=deae", f"model.latent.deae_run={deae}"])
+                      overrides=GAN + ["model.latent.kind=deae", f"model.latent.source.run={deae}"])
     task = load_run(out).task
     desc = task.describe()["latent"]
     assert desc["kind"] == "deae" and desc["feature_dim"] == 16 and desc["dim"] == 16
@@ -112,7 +112,14 @@ def test_deae_latent_gan(tmp_path):
     again = load_run(out).task
     assert again.describe()["latent"]["source"]["step"] == 3
     assert torch.equal(again.latent.sample(50, _g(0)), a[:50])
-    with pytest.raises(latentforge.ConfigError, match="deae_run"):
+    assert again.describe()["latent"]["source"]["sha256"] == desc["source"]["sha256"]
+    # the DeAE checkpoint the GAN was built on is replaced by other weights under the same name: refused
+    checkpoints = sorted((deae / "checkpoints").glob("step_*.safetensors"))
+    other = checkpoints[-1].read_bytes()
+    (deae / "checkpoints" / "step_0000003.safetensors").write_bytes(other)
+    with pytest.raises(latentforge.CheckpointError, match="sha256"):
+        load_run(out)
+    with pytest.raises(latentforge.ConfigError, match="model.latent.source.run"):
         latentforge.train("dcgan", data="digits", steps=1, out=tmp_path / "x", preset="tiny", progress=False,
                           overrides=GAN + ["model.latent.kind=deae"])
 
@@ -124,7 +131,7 @@ def test_dae_latent_gan_samples_the_autoencoders_latents(tmp_path):
                       overrides=["data.resolution=16", "data.limit=64", "train.batch_size=16"])
     out = tmp_path / "gan"
     latentforge.train("dcgan", data="digits", steps=3, out=out, preset="tiny", progress=False,
-                      overrides=GAN + ["data.limit=64", "model.latent.kind=dae", f"model.latent.dae_run={dae}",
+                      overrides=GAN + ["data.limit=64", "model.latent.kind=dae", f"model.latent.source.run={dae}",
                                        "model.latent.dim=null", "model.latent.sampler=empirical",
                                        "model.latent.sigma=0"])
     task = load_run(out).task
@@ -138,6 +145,21 @@ def test_dae_latent_gan_samples_the_autoencoders_latents(tmp_path):
     dist = torch.cdist(z, codes_n, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
     assert float(dist.max()) < 1e-3
     assert task.sample(5, seed=0).shape == (5, 1, 16, 16)
-    with pytest.raises(latentforge.ConfigError, match="dae_run"):
+    source = task.cfg.model.latent.source  # pinned like a prior's source: absolute folder, step, module
+    assert (source.run, source.step, source.module) == (str(dae.resolve()), 4, "encoder")
+    with pytest.raises(latentforge.ConfigError, match="model.latent.source.run"):
         latentforge.train("dcgan", data="digits", steps=1, out=tmp_path / "x", preset="tiny", progress=False,
                           overrides=GAN + ["model.latent.kind=dae"])
+
+
+def test_run_folders_that_named_their_latent_run_in_deae_run_or_dae_run_still_load(tmp_path):
+    """Before `model.latent.source`, a GAN's latent run was a plain folder in `deae_run` / `dae_run`; such configs
+    (and `--set model.latent.dae_run=...`) are read as `source.run`."""
+    from latentforge.config import RunConfig, build_config
+
+    old = build_config(model_type="dcgan").model_dump(mode="json")
+    latent = {k: v for k, v in old["model"]["latent"].items() if k != "source"}
+    old["model"]["latent"] = latent | {"kind": "deae", "deae_run": "runs/d", "dae_run": None}
+    assert RunConfig.from_dict(old).model.latent.source.run == "runs/d"
+    cfg = build_config(model_type="dcgan", overrides=["model.latent.kind=dae", "model.latent.dae_run=runs/a"])
+    assert cfg.model.latent.source.run == "runs/a"

@@ -121,7 +121,7 @@ def test_resume_in_the_middle_of_the_prior_is_exact(runs, shared_cache, tmp_path
 def test_a_prior_needs_an_autoencoder_source(runs, shared_cache, tmp_path, capsys):
     with pytest.raises(ConfigError, match="source.run is not set"):
         latentforge.train("prior", steps=2, out=tmp_path / "a", preset="tiny", progress=False)
-    with pytest.raises(ConfigError, match="module 'decoderx' is not a module"):
+    with pytest.raises(ConfigError, match="module must be 'encoder' here"):
         latentforge.train("prior", steps=2, out=tmp_path / "b", preset="tiny", progress=False,
                           overrides=[f"model.source.run={runs / 'dae'}", "model.source.module=decoderx"])
     prior_of_prior = build_config("tiny", None, [f"model.source.run={runs / 'prior'}"], model_type="prior")

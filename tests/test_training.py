@@ -139,7 +139,7 @@ def test_per_module_learning_rates_and_warmup_reach_the_optimizer(tmp_path):
     data = load_dataset(cfg.data)
     task = build_task(cfg, torch.device("cpu"), DataShape.of(data), data)
     enc = {id(p) for p in [*task.net.encoder.parameters(), *task.net.to_latent.parameters(), task.net.constant]}
-    groups = task.opt.param_groups
+    groups = task.optimizers()["opt"].param_groups
     assert len(groups) == 3 and {id(p) for p in groups[2]["params"]} == enc
     idx = torch.arange(8)
     task.train_step(Batch(data.get(idx), idx, epoch=0, step=0))
@@ -147,7 +147,7 @@ def test_per_module_learning_rates_and_warmup_reach_the_optimizer(tmp_path):
     task.train_step(Batch(data.get(idx), idx, epoch=0, step=5))
     assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3, 2.5e-4])
     plain = build_task(build_config(preset="tiny", model_type="deae", overrides=TINY), torch.device("cpu"), DataShape.of(data))
-    assert len(plain.opt.param_groups) == 2
+    assert len(plain.optimizers()["opt"].param_groups) == 2
 
 
 def test_cpu_preset_runs_on_fewer_images_than_pattern_clusters(tmp_path):

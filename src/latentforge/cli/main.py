@@ -9,11 +9,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from latentforge.config.models import MODELS
 from latentforge.errors import LatentforgeError
 from latentforge.utils.io import ensure_writable
 
-# = latentforge.tasks.TASKS (kept literal so `--help` needs no torch import; tested)
-MODELS = ("deae", "dcgan", "ae", "dae", "prior")
 # = latentforge.metrics.evaluate.FEATURE_CHOICES (literal for the same reason; tested)
 FEATURE_CHOICES = ("auto", "effnet", "inception", "trained", "classifier", "simclr")
 FEATURES_HELP = ("evaluation feature network: auto = Inception if its weights are on disk, else effnet "
@@ -54,9 +53,7 @@ POSITIVE, NON_NEGATIVE = _count(1), _count(0)
 
 
 def _preset_help() -> str:
-    from latentforge.config.presets import PRESETS
-
-    names = {m: ", ".join(PRESETS[m]) for m in PRESETS}
+    names = {m: ", ".join(entry.presets) for m, entry in MODELS.items()}
     return ("named configuration: " + "; ".join(f"{m}: {n}" for m, n in names.items())
             + " (default: paper on a GPU, cpu on a CPU)")
 
@@ -71,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         "latentforge train deae --data digits --preset cpu16 --steps 3000 --out runs/deae-digits\n"
         "  latentforge train dae --data emoji --preset cpu --steps 2000 --out runs/dae-emoji\n"
         "  latentforge train prior --from runs/dae-emoji --steps 2000 --out runs/prior-emoji"))
-    t.add_argument("model", choices=MODELS, help="model to train")
+    t.add_argument("model", choices=list(MODELS), help="model to train: " + "; ".join(
+        f"{name}: {entry.summary}" for name, entry in MODELS.items()))
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
     t.add_argument("--from", dest="from_run", metavar="RUNDIR",
                    help="the run this model builds on (prior: the autoencoder whose latents it learns; its data too)")

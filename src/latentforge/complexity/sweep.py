@@ -250,7 +250,7 @@ class Sweep:
         try:
             sets = [*s.overrides, f"model.width={width}", f"model.latent.kind={latent}", f"train.seed={seed}"]
             if latent in SOURCE_LATENTS:
-                sets.append(f"model.latent.{latent}_run={Path(source_run).resolve()}")
+                sets.append(f"model.latent.source.run={Path(source_run).resolve()}")
             latest = run.latest_checkpoint() if run.exists() else None
             if run.exists() and latest is None:  # started but never checkpointed: start over
                 shutil.rmtree(out)

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, SerializeAsAny, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from latentforge.config.model_configs import (MODEL_CONFIGS, AEConfig, DAEConfig, DCGANConfig, DeAEConfig,
-                                              PriorConfig)
-from latentforge.config.presets import PRESETS
+from latentforge.config.models import MODELS
 from latentforge.config.sections import DataConfig, Strict, TrainConfig
 from latentforge.errors import ConfigError
 
-ModelConfig = Union[DeAEConfig, DCGANConfig, DAEConfig, AEConfig, PriorConfig]
 _LEGACY_DEAE_OPTIM = ("lr", "betas", "weight_decay", "wd_ramp_fraction")
 
 
@@ -26,7 +23,8 @@ class RunConfig(Strict):
     model_type: str = "deae"
     preset: Optional[str] = None
     data: DataConfig = DataConfig()
-    model: ModelConfig = None  # type: ignore[assignment]  # built from model_type by the validator below
+    # the class MODELS[model_type].config, chosen by the validator below; dumped with all of that class's fields
+    model: SerializeAsAny[Strict] = None  # type: ignore[assignment]
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="before")
@@ -56,10 +54,10 @@ class RunConfig(Strict):
     @classmethod
     def _model_for_type(cls, value: Any, info: Any) -> Any:
         model_type = info.data.get("model_type")
-        if model_type not in MODEL_CONFIGS:
+        if model_type not in MODELS:
             raise PydanticCustomError(
-                "unknown_model", f"unknown model type {model_type!r}; choose from {', '.join(MODEL_CONFIGS)}")
-        config_cls = MODEL_CONFIGS[model_type]
+                "unknown_model", f"unknown model type {model_type!r}; choose from {', '.join(MODELS)}")
+        config_cls = MODELS[model_type].config
         if isinstance(value, config_cls):
             return value
         if isinstance(value, BaseModel):
@@ -98,9 +96,9 @@ RunConfig.model_rebuild(force=True)
 
 
 def presets_for(model_type: str) -> dict[str, dict[str, Any]]:
-    if model_type not in PRESETS:
-        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(PRESETS)}")
-    return PRESETS[model_type]
+    if model_type not in MODELS:
+        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(MODELS)}")
+    return MODELS[model_type].presets
 
 
 def build_config(
@@ -136,7 +134,7 @@ def parse_override(item: str, model_type: str = "deae") -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"--set expects key=value, got {item!r}")
     key, raw = item.split("=", 1)
-    key = key.strip()
+    key = _RENAMED.get(key.strip(), key.strip())
     _check_key(key, model_type)
     try:
         value = yaml.safe_load(raw)
@@ -165,7 +163,8 @@ def config_keys(model_type: str = "deae") -> list[str]:
     def walk(model: type[BaseModel], prefix: str) -> list[str]:
         keys = []
         for name, field in model.model_fields.items():
-            ann = MODEL_CONFIGS.get(model_type) if (model is RunConfig and name == "model") else field.annotation
+            ann = MODELS[model_type].config if (model is RunConfig and name == "model" and model_type in MODELS) \
+                else field.annotation
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 keys += walk(ann, f"{prefix}{name}.")
             else:
@@ -175,6 +174,7 @@ def config_keys(model_type: str = "deae") -> list[str]:
 
 
 _MOVED = {f"train.{k}": f"model.optim.{k}" for k in _LEGACY_DEAE_OPTIM}
+_RENAMED = {"model.latent.deae_run": "model.latent.source.run", "model.latent.dae_run": "model.latent.source.run"}
 
 
 def _check_key(key: str, model_type: str) -> None:

@@ -4,9 +4,10 @@ All are strict pydantic models (unknown keys are refused) so that a typo never s
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 
 class Strict(BaseModel):
@@ -62,15 +63,48 @@ class LossConfig(Strict):
     laplacian_levels: int = 3
 
 
+class RunRef(Strict):
+    """Another run folder this run builds on: a prior on an autoencoder's latents, a DAE's stage 2 on another run's
+    encoder, a GAN on a DeAE's or an autoencoder's latent. Resolved once, when the run is built: `step` None means
+    the latest checkpoint and is then pinned in this run's config, and the checkpoint file's sha256 is recorded, so
+    the run always rebuilds on the same weights and refuses a file that changed under the same name."""
+
+    run: str = ""  # run folder
+    module: Optional[str] = None  # None: the module the use needs (an autoencoder's encoder, a DeAE's net); pinned
+    step: Optional[NonNegativeInt] = None
+    ema: bool = False  # the module's EMA copy instead of its raw weights
+
+
+@dataclass(frozen=True)
+class LatentKind:
+    """What a generator's latent of this kind needs: a run to build on (which of its modules, and whether sampling
+    runs through it or only fitting does), and whether it is fitted to the training images before training."""
+
+    what: str
+    fitted: bool = False
+    builds_on: Optional[str] = None  # the kind of run `latent.source` must name, in words; None: no run
+    module: Optional[str] = None  # the module of that run it uses
+    samples_through_run: bool = False  # True: every sample runs that module (so loading the GAN needs the run)
+
+
+LATENT_KINDS: dict[str, LatentKind] = {
+    "gaussian": LatentKind("N(0, I) of size dim"),
+    "uniform": LatentKind("U[-sqrt3, sqrt3] of size dim"),
+    "ssl": LatentKind("SimCLR features of the training images (a network trained on them)", fitted=True),
+    "deae": LatentKind("a trained DeAE's encoder output for fresh patterns", fitted=True, builds_on="a DeAE run",
+                       module="net", samples_through_run=True),
+    "dae": LatentKind("a trained autoencoder's latents of the training images, flattened", fitted=True,
+                      builds_on="an autoencoder run (ae or dae)", module="encoder"),
+}
+
+
 class LatentConfig(Strict):
-    """The distribution a generator is fed (Complexity Matters: this choice decides how big the generator must be).
+    """The distribution a generator is fed (Complexity Matters: this choice decides how big the generator must be);
+    `LATENT_KINDS` says what each kind is and needs. Data-dependent latents are normalised, then sampled by
+    `sampler` (ssl, dae) or from fresh patterns (deae) so that the generator sees *new* latents, then mapped to
+    `dim` by a fixed projection."""
 
-    gaussian/uniform: N(0, I) / U[-sqrt3, sqrt3] of size `dim`. ssl: SimCLR features of the training images;
-    deae: the encoder output of a trained DeAE run for fresh patterns; dae: the (flattened) latents of a trained
-    autoencoder run (`dae` or `ae`) for the training images, drawn by `sampler` like ssl features. Data-dependent latents are normalised, then
-    sampled by `sampler` so that the generator sees *new* latents, then mapped to `dim` by a fixed projection."""
-
-    kind: Literal["gaussian", "uniform", "ssl", "deae", "dae"] = "gaussian"
+    kind: Literal[tuple(LATENT_KINDS)] = "gaussian"  # type: ignore[valid-type]
     dim: Optional[int] = 128  # generator input size; None keeps a data-dependent latent's own dimension
     normalize: Literal["none", "standardize", "whiten"] = "standardize"
     sampler: Literal["empirical", "gmm"] = "gmm"  # ssl and dae: deae latents come from fresh patterns already
@@ -80,19 +114,20 @@ class LatentConfig(Strict):
     ssl_arch: Literal["resnet-s", "convnet"] = "resnet-s"
     ssl_steps: int = 600
     ssl_seed: int = 0
-    deae_run: Optional[str] = None  # run folder of a trained DeAE on the same data (kind=deae)
-    dae_run: Optional[str] = None  # run folder of a trained autoencoder (dae or ae) on the same data (kind=dae)
+    source: RunRef = RunRef()  # deae and dae: the trained run on the same images
 
-
-class RunRef(Strict):
-    """A module of another run folder that this run builds on (a prior on an autoencoder's encoder). Resolved when
-    the run is built: `step` None means the latest checkpoint and is then pinned in this run's config, and the
-    checkpoint file's hash is recorded in run.json, so the run always rebuilds on the same weights."""
-
-    run: str = ""  # run folder
-    module: str = "encoder"  # a module name of that run's model (its run.json lists them under task.parameters)
-    step: Optional[NonNegativeInt] = None
-    ema: bool = False  # the module's EMA copy instead of its raw weights
+    @model_validator(mode="before")
+    @classmethod
+    def _one_run_reference(cls, data: Any) -> Any:
+        """Run folders written before `source` named their run in `deae_run` or `dae_run` (plain folder strings)."""
+        if not isinstance(data, dict) or not ({"deae_run", "dae_run"} & set(data)):
+            return data
+        data = dict(data)
+        runs = {"deae": data.pop("deae_run", None), "dae": data.pop("dae_run", None)}
+        run = runs.get(data.get("kind", "gaussian"))
+        if run and not (isinstance(data.get("source"), dict) and data["source"].get("run")):
+            data["source"] = {"run": run}
+        return data
 
 
 class TrainConfig(Strict):

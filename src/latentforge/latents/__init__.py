@@ -31,7 +31,7 @@ def make_latent(cfg: LatentConfig, seed: int, deae_encoder: Callable[[int, int],
                    else EmpiricalSampler(cfg.sigma))
         return FeatureLatent(sampler, cfg.normalize, cfg.dim, seed, kind=cfg.kind)
     if deae_encoder is None:
-        raise ConfigError("a deae latent needs a trained DeAE run: set model.latent.deae_run=RUNDIR")
+        raise ConfigError("a deae latent needs a trained DeAE run: set model.latent.source.run=RUNDIR")
     return EncoderLatent(deae_encoder, cfg.normalize, cfg.dim, seed, source=deae_source)
 
 

@@ -100,7 +100,9 @@ class EncoderLatent(_Projected):
         return super().describe() | {"sampler": "fresh DeAE patterns", "source": self.source}
 
     def state_dict(self) -> dict[str, Any]:
-        return self._base_state() | {"source_step": int(self.source.get("step", -1))}
+        """With the DeAE run's record (its checkpoint's sha256): a loaded GAN checks it samples through the same
+        weights it was trained on."""
+        return self._base_state() | {"source_step": int(self.source.get("step", -1)), "source": self.source}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         step = state.get("source_step")

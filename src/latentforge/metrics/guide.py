@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+from latentforge import records
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -18,6 +20,11 @@ class Figure:
     reference: Optional[str] = None               # the record key of held-out images' own value
     fixed_reference: Optional[float] = None       # or a value that real data has by definition
     meaning: str = ""                             # what it measures, in a phrase
+
+    def __post_init__(self) -> None:  # a renamed record key fails here, not as a blank row
+        for key in (self.key, self.reference):
+            if key is not None:
+                records.field("eval", key)
 
 
 FIGURES: tuple[Figure, ...] = (

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbedding, conv_bn_act, conv_norm_act
+from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbedding, conv_norm_act
 
 SHIFT_CENTRE = 50.0  # the reference maps shifts in [-R, R] to [0, 100]; 50 means "no shift"
 

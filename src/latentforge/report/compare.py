@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from latentforge import records
 from latentforge.report.records import RunRecord
 
 
@@ -36,6 +37,7 @@ def _data_label(d: dict[str, Any]) -> str:
 
 
 def _eval(key: str) -> Callable[[RunRecord], Any]:
+    key = records.field("eval", key)
     return lambda r: (r.last_eval or {}).get(key)
 
 
@@ -43,11 +45,15 @@ def _stab(loss: str, key: str) -> Callable[[RunRecord], Any]:
     return lambda r: r.stability.get(loss, {}).get(key)
 
 
-def _last_diag(key: str) -> Callable[[RunRecord], Any]:
+def _summary(key: str) -> Callable[[RunRecord], Any]:
+    """The last session's summary figure; for a run still training, the last diagnostic's, when it has one."""
+    in_diagnostic = key in records.keys("diagnostic")[1]
+    key = records.field("summary", key)
+
     def get(r: RunRecord) -> Any:
-        if key in r.last_summary:
+        if r.last_summary.get(key) is not None:
             return r.last_summary[key]
-        return r.diagnostics[-1].get(key) if r.diagnostics else None
+        return r.diagnostics[-1].get(key) if (in_diagnostic and r.diagnostics) else None
     return get
 
 
@@ -67,10 +73,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("recall", "recall", "", ".2f", _eval("recall"), True),
     Column("coverage", "coverage", "", ".2f", _eval("coverage"), True),
     Column("diversity_ratio", "diversity", "x data", ".2f", _eval("diversity_ratio")),
-    Column("flags", "flags", "", "", lambda r: ",".join(k.removesuffix("_flag") for k in ("collapse_flag",
-                                                         "memorisation_flag") if (r.last_eval or {}).get(k)) or None),
-    Column("pattern_discrimination_ratio", "pattern discr.", "", ".2f", _last_diag("pattern_discrimination_ratio")),
-    Column("recon_rms_heldout", "recon held-out", "RMS", ".4f", _last_diag("recon_rms_heldout")),
+    Column("flags", "flags", "", "", lambda r: ",".join(k.removesuffix("_flag") for k in (records.field("eval", "collapse_flag"),
+                      records.field("eval", "memorisation_flag")) if (r.last_eval or {}).get(k)) or None),
+    Column("pattern_discrimination_ratio", "pattern discr.", "", ".2f", _summary("pattern_discrimination_ratio")),
+    Column("recon_rms_heldout", "recon held-out", "RMS", ".4f", _summary("recon_rms_heldout")),
     Column("loss_wobble", "loss wobble", "%", ".1f",
            lambda r: None if (v := _stab("loss", "relative_wobble")(r)) is None else 100 * v),
     Column("loss_spikes", "loss spikes", "", "d", _stab("loss", "spikes")),

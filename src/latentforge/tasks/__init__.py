@@ -1,8 +1,6 @@
-"""Every trainable model, found by name: one module per model, each defining a TrainTask.
-
-A new model is a module here plus its entries in `TASKS`, in `latentforge.config` (its config class in
-`MODEL_CONFIGS` and the `ModelConfig` union, its presets) and in the CLI's `MODELS` list (a test checks that they
-agree); nothing else in the toolkit branches on the model type.
+"""Every trainable model, found by name: one module per model, each defining a TrainTask, and its entry in the
+model table (`latentforge.config.models.MODELS`), which says where the task lives. Nothing else in the toolkit
+branches on the model type.
 """
 from __future__ import annotations
 
@@ -14,34 +12,27 @@ from typing import Any
 
 import torch
 
-from latentforge.config import RunConfig
-from latentforge.data.dataset import ImageDataset
+from latentforge.config import MODELS, RunConfig
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import CheckpointError, ConfigError
 from latentforge.train.loop import check_compatible, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
 
-TASKS: dict[str, str] = {
-    "deae": "latentforge.tasks.deae:DeAETask",
-    "dcgan": "latentforge.tasks.dcgan:DCGANTask",
-    "ae": "latentforge.tasks.autoencoder:AETask",
-    "dae": "latentforge.tasks.autoencoder:DAETask",
-    "prior": "latentforge.tasks.prior:PriorTask",
-}
-
 
 def task_class(model_type: str) -> type[TrainTask]:
-    if model_type not in TASKS:
-        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(TASKS)}")
-    module, name = TASKS[model_type].split(":")
+    if model_type not in MODELS:
+        raise ConfigError(f"unknown model {model_type!r}; choose from {', '.join(MODELS)}")
+    module, name = MODELS[model_type].task.split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def build_task(cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
+def build_task(cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
                for_training: bool = True, state: dict[str, Any] | None = None) -> TrainTask:
-    """The task for cfg.model_type, sized from the dataset (training) or from run.json and the checkpoint's
-    `state` (loading without data: e.g. a fitted latent decides a generator's input size)."""
-    return task_class(cfg.model_type)(cfg, device, shape, dataset=dataset, for_training=for_training, state=state)
+    """The task for cfg.model_type: its inputs first (fitted to `dataset` when training, read from the checkpoint's
+    `state` when loading a run without its data), then the networks built from them."""
+    cls = task_class(cfg.model_type)
+    return cls(cfg, device, shape, cls.build_inputs(cfg, device, shape, dataset, state), for_training=for_training)
 
 
 @dataclass

@@ -23,11 +23,13 @@ from torch import nn
 
 from latentforge.config import RunConfig
 from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import ConfigError, LatentforgeError
 from latentforge.losses.reconstruction import build_reconstruction_loss
 from latentforge.metrics.pixel import rms_distance
 from latentforge.models.autoencoder import AEDecoder, AEEncoder, kl_to_standard_normal
-from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
+from latentforge.train.optimizer_step import Update
+from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
 class AETask(TrainTask):
@@ -36,9 +38,9 @@ class AETask(TrainTask):
     name = "ae"
     non_structural_keys = frozenset({"loss", "optim", "kl_weight"})
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True, state: dict[str, Any] | None = None):
-        super().__init__(cfg, device, shape)
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
+        super().__init__(cfg, device, shape, inputs, for_training)
         m = cfg.model
         try:
             self.encoder = AEEncoder(shape.channels, shape.resolution, m.latent_channels, m.latent_resolution,
@@ -47,29 +49,32 @@ class AETask(TrainTask):
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
         self.loss_fn = build_reconstruction_loss(m.loss, shape.channels).to(device) if for_training else None
-        self._data: dict[str, ImageDataset] = {} if dataset is None else {"train": dataset}
+        self._data: dict[str, ImageDataset] = {"train": inputs["images"]} if "images" in inputs else {}
         self.reached_step = 0  # steps trained so far: which decoder a DAE samples with
         self._build_optimizers()
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The training images, kept for the reconstruction diagnostics (no copy)."""
+        return {"images": dataset} if dataset is not None else {}
 
     def _decoder(self, width: float = 1.0, dropout: float = 0.0) -> AEDecoder:
         m, s = self.cfg.model, self.shape
         return AEDecoder(s.channels, s.resolution, m.latent_channels, m.latent_resolution, m.base_channels,
                          width=width, dropout=dropout)
 
-    def _adam(self, *modules: nn.Module) -> torch.optim.Optimizer:
+    def _adam(self, *modules: nn.Module) -> Update:
         o = self.cfg.model.optim
-        return torch.optim.AdamW([p for mod in modules for p in mod.parameters()], lr=o.lr, betas=tuple(o.betas),
-                                 weight_decay=0.0)
+        return Update(torch.optim.AdamW([p for mod in modules for p in mod.parameters()], lr=o.lr,
+                                        betas=tuple(o.betas), weight_decay=0.0), o)
 
     def _build_optimizers(self) -> None:
-        self.opts = {"joint": self._adam(self.encoder, self.decoder)}
+        self.updates = {"joint": self._adam(self.encoder, self.decoder)}
 
     # --- TrainTask ----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.opts
 
     def stage(self, step: int) -> str:
         return "joint"
@@ -77,8 +82,8 @@ class AETask(TrainTask):
     def active_decoder(self, step: int) -> nn.Module:
         return self.decoder
 
-    def _reconstruction_step(self, batch: Batch, decoder: nn.Module, opt: torch.optim.Optimizer,
-                             train_encoder: bool) -> dict[str, float]:
+    def _reconstruction_step(self, batch: Batch, decoder: nn.Module, update: str, train_encoder: bool
+                             ) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
         x = batch.images
         self.encoder.train(train_encoder)
@@ -91,18 +96,12 @@ class AETask(TrainTask):
         rec, terms = self.loss_fn(y.float(), x)
         kl = kl_to_standard_normal(mean.float(), logvar.float())
         loss = rec.mean() + (m.kl_weight * kl.mean() if train_encoder else 0.0)
-        apply_schedule(opt, m.optim, batch.step, self.cfg.train.steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.train.grad_clip:
-            nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], self.cfg.train.grad_clip)
-        opt.step()
         return {"loss": float(loss.detach()), "kl": float(kl.mean().detach()),
-                **{k: float(v.mean().detach()) for k, v in terms.items()}}
+                **{k: float(v.mean().detach()) for k, v in terms.items()}, **self.optimize(update, loss, batch)}
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.reached_step = batch.step + 1
-        return self._reconstruction_step(batch, self.decoder, self.opts["joint"], train_encoder=True)
+        return self._reconstruction_step(batch, self.decoder, "joint", train_encoder=True)
 
     # --- what the model can do ----------------------------------------------------------------------------------
     def _dataset(self, split: str) -> ImageDataset:
@@ -183,17 +182,29 @@ class DAETask(AETask):
     name = "dae"
     non_structural_keys = frozenset({"loss", "optim", "kl_weight"})
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True, state: dict[str, Any] | None = None):
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
         self.aux_decoder: nn.Module | None = None
-        self.encoder_source: dict[str, Any] | None = (state or {}).get("encoder_source")
-        super().__init__(cfg, device, shape, dataset, for_training, state)
-        if self.borrowed_encoder and state is None:  # a new run (not a checkpoint): take the other run's encoder
-            self._take_encoder()
+        super().__init__(cfg, device, shape, inputs, for_training)
+        self.encoder_source: dict[str, Any] | None = inputs.get("encoder_record")
+        if "encoder_from" in inputs:  # a new run: stage 2 starts from the other run's encoder
+            self._take_encoder(inputs["encoder_from"])
 
     @property
     def borrowed_encoder(self) -> bool:
         return bool(self.cfg.model.encoder_from.run)
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """With `model.encoder_from`: the other run, resolved, for a new run; a loaded run has the encoder's weights
+        in its checkpoint and only keeps the record of where they came from."""
+        inputs = super().build_inputs(cfg, device, shape, dataset, state)
+        if state is not None:
+            return inputs | ({"encoder_record": state["encoder_source"]} if "encoder_source" in state else {})
+        if cfg.model.encoder_from.run:
+            inputs["encoder_from"] = _encoder_source(cfg.model.encoder_from)
+        return inputs
 
     @classmethod
     def prepare(cls, cfg: RunConfig, progress: bool = True):
@@ -207,8 +218,7 @@ class DAETask(AETask):
             cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"encoder_from": pinned(ref, resolved)})})
         return cfg, data
 
-    def _take_encoder(self) -> None:
-        resolved = _encoder_source(self.cfg.model.encoder_from)
+    def _take_encoder(self, resolved: Any) -> None:
         try:
             self.encoder.load_state_dict(resolved.task.encoder.state_dict())
         except RuntimeError as e:
@@ -219,13 +229,13 @@ class DAETask(AETask):
     def _build_optimizers(self) -> None:
         m = self.cfg.model
         if self.borrowed_encoder:
-            self.opts = {"stage2": self._adam(self.decoder)}
+            self.updates = {"stage2": self._adam(self.decoder)}
             return
         try:
             self.aux_decoder = self._decoder(width=m.aux_width, dropout=m.aux_dropout).to(self.device)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        self.opts = {"stage1": self._adam(self.encoder, self.aux_decoder), "stage2": self._adam(self.decoder)}
+        self.updates = {"stage1": self._adam(self.encoder, self.aux_decoder), "stage2": self._adam(self.decoder)}
 
     @property
     def stage2_step(self) -> int:
@@ -245,10 +255,10 @@ class DAETask(AETask):
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.reached_step = batch.step + 1
         if self.stage(batch.step) == "stage1":
-            logs = self._reconstruction_step(batch, self.aux_decoder, self.opts["stage1"], train_encoder=True)
+            logs = self._reconstruction_step(batch, self.aux_decoder, "stage1", train_encoder=True)
         else:
             self.encoder.requires_grad_(False)  # frozen: no gradient, and no optimizer holds its weights
-            logs = self._reconstruction_step(batch, self.decoder, self.opts["stage2"], train_encoder=False)
+            logs = self._reconstruction_step(batch, self.decoder, "stage2", train_encoder=False)
         return logs | {"stage": 1.0 if self.stage(batch.step) == "stage1" else 2.0}
 
     def describe(self) -> dict[str, Any]:

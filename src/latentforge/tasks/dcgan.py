@@ -9,22 +9,24 @@ resumed run repeats the uninterrupted one.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentforge.config import RunConfig
+from latentforge.config import LATENT_KINDS, RunConfig
 from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import ConfigError
 from latentforge.latents import LatentSource, fit_latent, make_latent
 from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from latentforge.models.diffaugment import diff_augment
+from latentforge.tasks.references import ResolvedRef, pinned, resolve_reference
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
+from latentforge.train.optimizer_step import Update
+from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
 def d_loss_fn(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -41,63 +43,73 @@ class DCGANTask(TrainTask):
     name = "dcgan"
     non_structural_keys = frozenset({"g_optim", "d_optim", "n_dis", "sample_bn", "loss", "diffaug"})
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True, state: dict[str, Any] | None = None):
-        super().__init__(cfg, device, shape)
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
+        super().__init__(cfg, device, shape, inputs, for_training)
         m, t = cfg.model, cfg.train
         if m.n_dis < 1:
             raise ConfigError("model.n_dis must be at least 1")
-        self.latent = self._latent(dataset, (state or {}).get("latent", {}).get("source_step"))
-        if state is not None and dataset is None:  # loading a run: the fitted latent fixes G's input size
-            self.latent.load_state_dict(state.get("latent", {}))
+        self.latent: LatentSource = inputs["latent"]
         try:
             self.G = DCGANGenerator(self.latent.dim, shape.channels, shape.resolution, m.width, m.g_channels).to(device)
             self.D = DCGANDiscriminator(shape.channels, shape.resolution, m.d_channels, m.d_norm).to(device)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=m.g_optim.lr, betas=tuple(m.g_optim.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=m.d_optim.lr, betas=tuple(m.d_optim.betas))
         if m.g_ema:
             self.emas = {"G": EMA(self.G, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
+        self.updates = {  # the checkpoint's optimizer names
+            "G": Update(torch.optim.Adam(self.G.parameters(), lr=m.g_optim.lr, betas=tuple(m.g_optim.betas)),
+                        m.g_optim, emas=[(e, self.G) for e in self.emas.values()]),
+            "D": Update(torch.optim.Adam(self.D.parameters(), lr=m.d_optim.lr, betas=tuple(m.d_optim.betas)),
+                        m.d_optim)}
 
-    def _latent(self, dataset: ImageDataset | None, deae_step: int | None = None) -> LatentSource:
-        """Build the latent; fit it when training on data (in a forked RNG, so that the networks' initialisation
-        does not depend on whether, say, the SimCLR encoder was already cached)."""
-        lc, seed = self.cfg.model.latent, self.cfg.train.seed
-        encoder, source = None, None
-        if lc.kind == "deae":
-            encoder, source = _deae_encoder(lc.deae_run, self.shape, self.device, deae_step, dataset)
-        latent = make_latent(lc, seed, encoder, source)
-        if dataset is not None and lc.kind in ("ssl", "deae", "dae"):
+    @classmethod
+    def prepare(cls, cfg: RunConfig, progress: bool = True) -> tuple[RunConfig, TrainingData]:
+        """Pin `model.latent.source` (absolute folder, step, module) when the latent builds on another run."""
+        cfg, data = super().prepare(cfg, progress)
+        lc = cfg.model.latent
+        if LATENT_KINDS[lc.kind].builds_on:
+            source = pinned(lc.source, _latent_source(cfg, "cpu", DataShape.of(data)))
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={
+                "latent": lc.model_copy(update={"source": source})})})
+        return cfg, data
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The latent distribution: fitted to the training images (in a forked RNG, so that the networks'
+        initialisation does not depend on whether, say, the SimCLR encoder was already cached), or restored from a
+        loaded run's checkpoint. A DeAE latent samples through its DeAE run, so that run is loaded either way."""
+        lc, seed, kind = cfg.model.latent, cfg.train.seed, LATENT_KINDS[cfg.model.latent.kind]
+        saved = (state or {}).get("latent")
+        encoder, record = None, None
+        if kind.samples_through_run:
+            resolved = _latent_source(cfg, device, shape, saved)
+            fingerprint = resolved.loaded.info.get("dataset", {}).get("fingerprint")
+            if dataset is not None and fingerprint != getattr(dataset, "fingerprint", fingerprint):
+                warnings.warn(f"the {lc.kind} run {lc.source.run} was trained on other images than this run "
+                              f"({dataset.name})", stacklevel=2)
+            encoder, record = (lambda n, s: resolved.task.encode_fresh(n, s)), resolved.record
+        latent = make_latent(lc, seed, encoder, record)
+        if saved is not None and dataset is None:
+            latent.load_state_dict(saved)
+        elif dataset is not None and kind.fitted:
             with torch.random.fork_rng(devices=[]):
-                if lc.kind == "dae":
-                    latent.fit(*_autoencoder_features(lc.dae_run, self.shape, self.device, dataset))
+                if kind.builds_on and not kind.samples_through_run:  # an autoencoder's latents of the images
+                    latent.fit(*_autoencoder_features(_latent_source(cfg, device, shape), dataset))
                 else:
-                    fit_latent(latent, lc, dataset, device=self.device)
-        return latent
+                    fit_latent(latent, lc, dataset, device=device)
+        return {"latent": latent}
 
     # --- TrainTask ----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def _set_schedule(self, step: int) -> None:
-        m, steps = self.cfg.model, self.cfg.train.steps
-        for opt, oc in ((self.opt_g, m.g_optim), (self.opt_d, m.d_optim)):
-            apply_schedule(opt, oc, step, steps)
-
-    def _clip(self, net: nn.Module) -> None:
-        if self.cfg.train.grad_clip:
-            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.train.grad_clip)
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
         real = batch.images
         self.G.train()
         self.D.train()
-        self._set_schedule(batch.step)
 
         def augment(x: torch.Tensor) -> torch.Tensor:  # the same random transforms for real and fake, from (seed, step)
             if not m.diffaug:
@@ -109,25 +121,19 @@ class DCGANTask(TrainTask):
             fake = self.G(batch.draw(lambda n: self.latent.sample(n, g)).to(self.device))
         d_real, d_fake = self.D(augment(real)).float(), self.D(augment(fake)).float()
         d_loss = d_loss_fn(m.loss, d_real, d_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self._clip(self.D)
-        self.opt_d.step()
+        d_clip = self.optimize("D", d_loss, batch)
         logs = {"loss": d_loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(),
                 "d_acc": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item()}
+        logs.update({f"d_{k}": v for k, v in d_clip.items()})
 
         if (batch.step + 1) % m.n_dis == 0:
             self.D.requires_grad_(False)
             z = batch.draw(lambda n: self.latent.sample(n, g)).to(self.device)
             g_loss = g_loss_fn(m.loss, self.D(augment(self.G(z))).float())
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self._clip(self.G)
-            self.opt_g.step()
+            g_clip = self.optimize("G", g_loss, batch)
             self.D.requires_grad_(True)
-            if "G" in self.emas:
-                self.emas["G"].update(self.G, batch.step + 1)
             logs["g_loss"] = g_loss.item()
+            logs.update({f"g_{k}": v for k, v in g_clip.items()})
         return logs
 
     def describe(self) -> dict[str, Any]:
@@ -188,44 +194,34 @@ class DCGANTask(TrainTask):
         return self._decode(torch.cat([path, fill]), n, use_ema, bn)
 
 
-def _autoencoder_features(run_dir: str | None, shape: DataShape, device: torch.device, dataset: ImageDataset
-                          ) -> tuple[torch.Tensor, str, dict[str, Any]]:
-    """The training images' latents under a trained autoencoder run (dae or ae), flattened to (N, D), from the
-    latent cache; with the name and record of the encoder they came from."""
-    from latentforge.config import RunRef
-    from latentforge.data.latent_cache import cached_latents
-    from latentforge.tasks.references import resolve_autoencoder
+def _latent_source(cfg: RunConfig, device: torch.device | str, shape: DataShape,
+                   saved: dict[str, Any] | None = None) -> ResolvedRef:
+    """The run `model.latent.source` names, resolved (pinned step, checkpoint hash checked against the one a loaded
+    GAN was trained with) and checked to be the right kind of run on images of this run's shape."""
+    from latentforge.train.task import EncodesImages, EncodesPatterns
 
-    if not run_dir:
-        raise ConfigError("a dae latent needs a trained autoencoder run: set model.latent.dae_run=RUNDIR")
-    resolved = resolve_autoencoder(RunRef(run=run_dir), device, "model.latent.dae_run")
+    lc = cfg.model.latent
+    kind = LATENT_KINDS[lc.kind]
+    if not lc.source.run:
+        raise ConfigError(f"a {lc.kind} latent needs {kind.builds_on}: set model.latent.source.run=RUNDIR")
+    ref = lc.source
+    if ref.step is None and saved and int(saved.get("source_step", -1)) >= 0:  # GANs saved before steps were pinned
+        ref = ref.model_copy(update={"step": int(saved["source_step"])})
+    ability = (EncodesPatterns, kind.builds_on) if kind.samples_through_run else (EncodesImages, kind.builds_on)
+    resolved = resolve_reference(ref, device, "model.latent.source", (saved or {}).get("source"), ability,
+                                 module=kind.module)
     theirs = resolved.task.shape
     if (theirs.channels, theirs.resolution) != (shape.channels, shape.resolution):
-        raise ConfigError(f"the autoencoder run {run_dir} was trained on {theirs.channels}x{theirs.resolution}px "
+        raise ConfigError(f"the {lc.kind} latent's run {ref.run} was trained on {theirs.channels}x{theirs.resolution}px "
                           f"images, this run uses {shape.channels}x{shape.resolution}")
+    return resolved
+
+
+def _autoencoder_features(resolved: ResolvedRef, dataset: ImageDataset) -> tuple[torch.Tensor, str, dict[str, Any]]:
+    """The training images' latents under a trained autoencoder run, flattened to (N, D), from the latent cache;
+    with the name and record of the encoder they came from."""
+    from latentforge.data.latent_cache import cached_latents
+
     latents = cached_latents(dataset, resolved.task.encode, resolved.record)
     label = f"{resolved.record['model_type']}-encoder@{resolved.record['sha256'][:12]}"
     return latents.latents.flatten(1), label, resolved.record
-
-
-def _deae_encoder(run_dir: str | None, shape: DataShape, device: torch.device, step: int | None,
-                  dataset: ImageDataset | None):
-    """The encoder half of a trained DeAE run (at `step`, the one a loaded GAN was trained with; else its latest
-    checkpoint), as `(n, seed) -> latents`, checked to match this run's images."""
-    from latentforge.tasks import load_run
-
-    if not run_dir:
-        raise ConfigError("a deae latent needs a trained DeAE run: set model.latent.deae_run=RUNDIR")
-    loaded = load_run(run_dir, step=step if step is not None and step >= 0 else None, device=str(device))
-    if loaded.cfg.model_type != "deae":
-        raise ConfigError(f"model.latent.deae_run {run_dir} holds a {loaded.cfg.model_type} run, not a DeAE")
-    if (loaded.task.shape.channels, loaded.task.shape.resolution) != (shape.channels, shape.resolution):
-        raise ConfigError(f"the DeAE run {run_dir} was trained on {loaded.task.shape.channels}x"
-                          f"{loaded.task.shape.resolution}px images, this run uses {shape.channels}x{shape.resolution}")
-    fingerprint = loaded.info.get("dataset", {}).get("fingerprint")
-    if dataset is not None and fingerprint != dataset.fingerprint:
-        warnings.warn(f"the DeAE run {run_dir} was trained on other images ({loaded.info['dataset'].get('name')}, "
-                      f"fingerprint {fingerprint}) than this run ({dataset.name}, {dataset.fingerprint})", stacklevel=2)
-    source = {"run": str(Path(run_dir).resolve()), "step": loaded.step,
-              "dataset": loaded.info.get("dataset", {}).get("fingerprint")}
-    return (lambda n, seed: loaded.task.encode_fresh(n, seed)), source

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentforge.config import RunConfig
+from latentforge.config import OptimConfig, RunConfig
 from latentforge.data.dataset import ImageDataset
+from latentforge.data.protocol import TrainingData
 from latentforge.errors import ConfigError
 from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters, kmeans_subclusters
 from latentforge.losses.reconstruction import build_reconstruction_loss
@@ -22,7 +23,8 @@ from latentforge.metrics.pixel import rms_distance
 from latentforge.models.batchnorm import BNMode, bn_mode
 from latentforge.models.deae import SHIFT_CENTRE, DeAENet
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
+from latentforge.train.optimizer_step import Update
+from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
 def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator, batch: Batch | None = None
@@ -54,33 +56,43 @@ class DeAETask(TrainTask):
                                      "mask_sampling"})
     # encoder_lr_scale is structural: it decides whether the optimizer has an encoder group
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: ImageDataset | None = None,
-                 for_training: bool = True, state: dict[str, Any] | None = None):
-        super().__init__(cfg, device, shape)
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
+        super().__init__(cfg, device, shape, inputs, for_training)
         m = cfg.model
-        channels, resolution, n_examples = shape.channels, shape.resolution, shape.count
-        cluster_images = dataset.images.numpy() if (m.mask_clusters > 0 and dataset is not None) else None
-        if m.mask_subclusters > 0 and m.mask_clusters <= 0:
-            raise ConfigError("model.mask_subclusters needs model.mask_clusters > 0 (sub-clusters split clusters)")
         try:
-            self.net = DeAENet(channels, resolution, tuple(m.enc_widths), m.latent_dim,
+            self.net = DeAENet(shape.channels, shape.resolution, tuple(m.enc_widths), m.latent_dim,
                                m.encoder_input, m.encoder_norm).to(device)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        self.channels, self.resolution, self.n_examples = channels, resolution, n_examples
-        clusters = subclusters = None
-        if m.mask_clusters > 0:  # without images (loading a run) the checkpoint's cluster ids replace these zeros
-            clusters = (kmeans_clusters(cluster_images, m.mask_clusters, seed=cfg.train.seed)
-                        if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
-        if m.mask_subclusters > 0:
-            subclusters = (kmeans_subclusters(cluster_images, clusters, m.mask_subclusters, seed=cfg.train.seed)
-                           if cluster_images is not None else np.zeros(n_examples, dtype=np.int64))
-        self._build_patterns(clusters, subclusters)
-
-        self.opt, self.lr_scales = self._optimizer()
+        self.channels, self.resolution, self.n_examples = shape.channels, shape.resolution, shape.count
+        self._build_patterns(inputs.get("clusters"), inputs.get("subclusters"))
         t = cfg.train
         self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
-        self.loss_fn = build_reconstruction_loss(m.loss, channels).to(device) if for_training else None
+        self.updates = {"opt": Update(*self._optimizer(), emas=[(self.emas["net"], self.net)])}
+        self.loss_fn = build_reconstruction_loss(m.loss, shape.channels).to(device) if for_training else None
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The clustered pattern code's cluster ids per example: k-means of the training images, or the ids saved
+        with a loaded run's weights (zeros as placeholders when neither is given)."""
+        m = cfg.model
+        if m.mask_subclusters > 0 and m.mask_clusters <= 0:
+            raise ConfigError("model.mask_subclusters needs model.mask_clusters > 0 (sub-clusters split clusters)")
+        if m.mask_clusters <= 0:
+            return {}
+        if state is not None and "clusters" in state:
+            sub = state.get("subclusters")
+            return {"clusters": state["clusters"].numpy(), "subclusters": None if sub is None else sub.numpy()}
+        if dataset is None:
+            zeros = np.zeros(shape.count, dtype=np.int64)
+            return {"clusters": zeros, "subclusters": zeros if m.mask_subclusters > 0 else None}
+        images = dataset.images.numpy()
+        clusters = kmeans_clusters(images, m.mask_clusters, seed=cfg.train.seed)
+        subclusters = (kmeans_subclusters(images, clusters, m.mask_subclusters, seed=cfg.train.seed)
+                       if m.mask_subclusters > 0 else None)
+        return {"clusters": clusters, "subclusters": subclusters}
 
     @classmethod
     def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
@@ -93,7 +105,7 @@ class DeAETask(TrainTask):
         return (f"patterns: k-means of {n_images:,} images into {m.mask_clusters} clusters{sub} for the pattern code "
                 f"(once per run, before the first step); fresh patterns {fresh}")
 
-    def _optimizer(self) -> tuple[torch.optim.Optimizer, list[float]]:
+    def _optimizer(self) -> tuple[torch.optim.Optimizer, OptimConfig, tuple[float, ...]]:
         """AdamW over (shift MLP, decoder and the rest, encoder) with their lr scales. The encoder only gets a group
         of its own when its scale differs from 1, so checkpoints of two-group runs stay loadable."""
         m = self.cfg.model
@@ -106,7 +118,7 @@ class DeAETask(TrainTask):
         scales = [m.shift_lr_scale, 1.0, m.encoder_lr_scale][: 3 if groups[2] else 2]
         opt = torch.optim.AdamW([{"params": ps, "lr": m.optim.lr * sc} for ps, sc in zip(groups, scales)],
                                 betas=tuple(m.optim.betas), weight_decay=0.0)
-        return opt, scales
+        return opt, m.optim, tuple(scales)
 
     def _build_patterns(self, clusters: np.ndarray | None, subclusters: np.ndarray | None = None) -> None:
         m = self.cfg.model
@@ -124,9 +136,6 @@ class DeAETask(TrainTask):
     # --- TrainTask ----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt": self.opt}
 
     def masks_for(self, index: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
         masks = [mk.to(self.device) for mk in self.patterns.for_examples(index)]
@@ -147,16 +156,9 @@ class DeAETask(TrainTask):
         per_example, terms = self.loss_fn(y.float(), x)
         loss = per_example.mean()
 
-        _, wd = apply_schedule(self.opt, m.optim, batch.step, self.cfg.train.steps, self.lr_scales)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        logs = {"loss": loss.item()}
-        if self.cfg.train.grad_clip:
-            logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip))
-        self.opt.step()
-        self.emas["net"].update(self.net, batch.step + 1)
+        logs = {"loss": loss.item(), **self.optimize("opt", loss, batch)}
         logs.update({k: v.mean().item() for k, v in terms.items()})
-        logs["weight_decay"] = wd
+        logs["weight_decay"] = m.optim.weight_decay_at(batch.step, self.cfg.train.steps)
         return logs
 
     def discrimination(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:

@@ -25,15 +25,13 @@ from latentforge.metrics.pixel import rms_distance
 from latentforge.models.prior import build_latent_unet, build_schedulers
 from latentforge.tasks.references import ResolvedRef, pinned, resolve_autoencoder
 from latentforge.train.ema import EMA
-from latentforge.train.task import Batch, DataShape, TrainTask, apply_schedule, step_generator
+from latentforge.train.optimizer_step import Update
+from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
 def _source(cfg: RunConfig, device: torch.device | str, expect: dict[str, Any] | None = None) -> ResolvedRef:
-    ref = cfg.model.source
-    resolved = resolve_autoencoder(ref, device, "model.source", expect, " that encodes images and decodes latents")
-    if ref.module != "encoder":
-        raise ConfigError(f"model.source.module must be 'encoder' for a prior (its latents), got {ref.module!r}")
-    return resolved
+    return resolve_autoencoder(cfg.model.source, device, "model.source", expect,
+                               " that encodes images and decodes latents")
 
 
 class PriorTask(TrainTask):
@@ -41,11 +39,12 @@ class PriorTask(TrainTask):
     # `source` may be re-pointed (a moved run folder): the recorded sha256 of its checkpoint is the real guard
     non_structural_keys = frozenset({"optim", "sampler", "sample_steps", "eta", "source"})
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
-                 for_training: bool = True, state: dict[str, Any] | None = None):
-        super().__init__(cfg, device, shape)
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
+        super().__init__(cfg, device, shape, inputs, for_training)
         m, t = cfg.model, cfg.train
-        self.source = _source(cfg, device, expect=(state or {}).get("source"))
+        self.source: ResolvedRef = inputs["source"]
+        self.latent_scale: float = inputs["latent_scale"]
         try:
             self.unet = build_latent_unet(shape.channels, shape.resolution, m.widths, m.layers_per_block,
                                           m.attention).to(device)
@@ -53,16 +52,23 @@ class PriorTask(TrainTask):
             raise ConfigError(f"model: {e}") from None
         self.train_scheduler, self.sample_scheduler = build_schedulers(m.train_timesteps, m.beta_schedule,
                                                                        m.prediction, m.sampler)
+        self.emas = {"unet": EMA(self.unet, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
+        opt = torch.optim.AdamW(self.unet.parameters(), lr=m.optim.lr, betas=tuple(m.optim.betas), weight_decay=0.0)
+        self.updates = {"unet": Update(opt, m.optim, emas=[(self.emas["unet"], self.unet)])}
+        self._images: dict[str, ImageDataset] = {}
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The source run (its checkpoint checked against the one a loaded prior was trained on) and the scale that
+        brings its latents to unit standard deviation (from the cached latents, or a loaded prior's checkpoint)."""
         if isinstance(dataset, LatentDataset):
-            self.latent_scale = 1.0 / max(dataset.std(), 1e-8)
+            scale = 1.0 / max(dataset.std(), 1e-8)
         elif state is not None and "latent_scale" in state:
-            self.latent_scale = float(state["latent_scale"])
+            scale = float(state["latent_scale"])
         else:
             raise ConfigError("a prior is built from cached latents or from its checkpoint")
-        self.opt = torch.optim.AdamW(self.unet.parameters(), lr=m.optim.lr, betas=tuple(m.optim.betas),
-                                     weight_decay=0.0)
-        self.emas = {"unet": EMA(self.unet, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
-        self._images: dict[str, ImageDataset] = {}
+        return {"source": _source(cfg, device, expect=(state or {}).get("source")), "latent_scale": scale}
 
     @classmethod
     def prepare(cls, cfg: RunConfig, progress: bool = True) -> tuple[RunConfig, TrainingData]:
@@ -85,9 +91,6 @@ class PriorTask(TrainTask):
     def modules(self) -> dict[str, nn.Module]:
         return {"unet": self.unet}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"unet": self.opt}
-
     def train_step(self, batch: Batch) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
         x0 = batch.images.float() * self.latent_scale
@@ -97,14 +100,7 @@ class PriorTask(TrainTask):
         target = noise if m.prediction == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
         self.unet.train()
         loss = F.mse_loss(self.unet(x_t, t).sample.float(), target)
-        apply_schedule(self.opt, m.optim, batch.step, self.cfg.train.steps)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.train.grad_clip:
-            nn.utils.clip_grad_norm_(self.unet.parameters(), self.cfg.train.grad_clip)
-        self.opt.step()
-        self.emas["unet"].update(self.unet, batch.step + 1)
-        return {"loss": float(loss.detach())}
+        return {"loss": float(loss.detach()), **self.optimize("unet", loss, batch)}
 
     # --- sampling -----------------------------------------------------------------------------------------------
     @torch.no_grad()

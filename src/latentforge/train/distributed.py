@@ -6,9 +6,10 @@
   DeAE patterns (tied to the global example index) and checkpoints do not depend on the world size: a run resumes
   under another one. Tasks draw per-example randomness for the global batch and keep their rows
   (`Batch.draw`), so N processes compute what one process would with the same global batch.
-- Gradients are averaged across ranks right before each optimizer step (an optimizer step pre-hook), so a task's
-  own `zero_grad / backward / step` works unchanged. No overlap of communication with backward: plain DDP would
-  overlap, but it needs the task to call the wrapped module, and these tasks own their modules.
+- Gradients are averaged across ranks after backward and before clipping (`train/optimizer_step.py`, the one
+  place every model's step goes through), so clipping and the logged gradient norm see the global batch's
+  gradient. No overlap of communication with backward: plain DDP would overlap, but it needs the task to call
+  the wrapped module, and these tasks own their modules.
 - Rank 0 alone writes (logs, grids, checkpoints, run.json); a barrier follows every checkpoint. Logged scalars
   are averaged over ranks.
 - Batch norm normalises over each rank's shard, unless `train.sync_bn` converts it to SyncBatchNorm (CUDA only).
@@ -79,25 +80,19 @@ def check_batch(batch_size: int) -> None:
         raise ConfigError(f"train.batch_size {batch_size} does not split evenly over {_world.size} processes")
 
 
-def sync_gradients(optimizers: dict[str, torch.optim.Optimizer]) -> None:
-    """Average every gradient over the ranks right before its optimizer steps."""
-    if not _world.enabled:
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over the ranks (one all-reduce of the flattened gradients).
+    Called by `optimizer_step` between backward and clipping."""
+    if not _world.enabled or not params:
         return
-
-    def average(opt: torch.optim.Optimizer, *_: object) -> None:
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= _world.size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-    for opt in optimizers.values():
-        opt.register_step_pre_hook(average)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= _world.size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def broadcast_modules(modules: dict[str, nn.Module]) -> None:

@@ -115,7 +115,6 @@ class Trainer:
             if self.cfg.sync_bn:
                 distributed.convert_sync_batchnorm(task.modules(), task.device)
             distributed.broadcast_modules(task.modules())
-            distributed.sync_gradients(task.optimizers())
         self.precision = resolve_precision(self.cfg.precision, task.device)
         # compile last: after SyncBatchNorm replaced modules, and after the tasks made their EMA copies. `auto`
         # decides after the session's first eager steps (fit), unless no compiler rules it out now.

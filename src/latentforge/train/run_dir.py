@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from latentforge import records
 from latentforge.config import RunConfig
 from latentforge.errors import CheckpointError
 from latentforge.train.events import EventLog
@@ -96,6 +97,8 @@ class RunDir:
             p.with_suffix(".json").unlink(missing_ok=True)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
+        """One record of a kind `latentforge.records` declares, with its required keys."""
+        records.check(record)
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

@@ -20,19 +20,8 @@ from latentforge.data.dataset import ImageDataset
 from latentforge.data.protocol import TrainingData
 from latentforge.metrics.pixel import mean_pairwise_distance, nearest_neighbours
 from latentforge.train.ema import EMA
+from latentforge.train.optimizer_step import Update, optimizer_step
 from latentforge.utils.rng import step_generator  # noqa: F401  (tasks import it from here)
-
-
-def apply_schedule(opt: torch.optim.Optimizer, oc: Any, step: int, total_steps: int,
-                   lr_scales: list[float] | None = None) -> tuple[float, float]:
-    """Set every param group's learning rate (config lr x the group's scale x warm-up) and weight decay (ramp)
-    for this step, from the config: a resumed run follows the config in its folder, not the values pickled with
-    the optimizer. `oc` is an `OptimConfig`. Returns (lr factor, weight decay)."""
-    factor, wd = oc.lr_factor_at(step), oc.weight_decay_at(step, total_steps)
-    scales = lr_scales or [1.0] * len(opt.param_groups)
-    for group, scale in zip(opt.param_groups, scales, strict=True):
-        group["lr"], group["weight_decay"] = oc.lr * scale * factor, wd
-    return factor, wd
 
 
 @dataclass
@@ -75,21 +64,31 @@ class TrainTask(ABC):
     name: ClassVar[str] = "task"
     non_structural_keys: ClassVar[frozenset[str]] = frozenset()  # model config keys that may change on resume
 
-    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape):
+    def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
+                 for_training: bool = True):
+        """Builds networks, optimizers and EMA copies only; everything that needs the data or other runs arrives
+        in `inputs` (from `build_inputs`). for_training=False: for sampling (no loss networks)."""
         self.cfg, self.device, self.shape = cfg, device, shape
         self.emas: dict[str, EMA] = {}
+        self.updates: dict[str, Update] = {}  # the task's optimizers by name, each with its schedule and EMAs
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
         """Trained networks by name; their EMA copies live in self.emas under the same names."""
 
-    @abstractmethod
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {name: u.optimizer for name, u in self.updates.items()}
+
+    def optimize(self, name: str, loss: torch.Tensor, batch: Batch) -> dict[str, float]:
+        """Take optimizer `name`'s step on `loss`: schedule, backward, the gradient averaged over processes and
+        clipped, the step and its EMAs (`train/optimizer_step.py`). Returns `grad_norm` when clipping is on."""
+        return optimizer_step(self.updates[name], loss, batch.step, self.cfg.train)
 
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, float]:
-        """One optimisation step; returns scalars to log (the first, 'loss', drives the progress bar). A key may
-        be missing on some steps (a GAN's generator loss when it updates every n_dis steps)."""
+        """Compute this step's losses and take them through `self.optimize`; return scalars to log (the first,
+        'loss', drives the progress bar). A key may be missing on some steps (a GAN's generator loss when it
+        updates every n_dis steps)."""
 
     @abstractmethod
     def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: str | None = None) -> torch.Tensor:
@@ -103,6 +102,15 @@ class TrainTask(ABC):
         from latentforge.data.dataset import load_dataset
 
         return cfg, load_dataset(cfg.data)
+
+    @classmethod
+    def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the task is built from besides its config and data shape, made before it is constructed: runs it
+        builds on (resolved, their checkpoints hash-checked) and what is fitted to the training images (k-means
+        cluster ids, a generator's latent distribution). A new run fits on `dataset`; a loaded run reads the fitted
+        values back from its checkpoint's `state`. Default: nothing."""
+        return {}
 
     @classmethod
     def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
@@ -170,6 +178,13 @@ class EncodesImages(Protocol):
     def encode(self, images: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class EncodesPatterns(Protocol):
+    """DeAE: the latents of fresh patterns, a latent distribution another generator can be fed."""
+
+    def encode_fresh(self, n: int, seed: int) -> torch.Tensor: ...
 
 
 @runtime_checkable
