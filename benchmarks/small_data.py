@@ -175,6 +175,39 @@ def print_table(summary: list[dict]) -> None:
               f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
 
 
+def plot_curves(summary: list[dict], path: Path) -> Path | None:
+    """FID against training-set size, one panel per dataset, a line per model and budget (the ~100-image points are
+    FID against the training images, the others against held-out images: marked hollow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({set_parts(r["set"])[0] for r in summary})
+    if not datasets:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, data in zip(axes[0], datasets):
+        rows = [r for r in summary if set_parts(r["set"])[0] == data]
+        for model, budget in sorted({(r["model"], r["budget_s"]) for r in rows}):
+            pts = sorted((set_parts(r["set"])[1], r["fid_shown"], r["fid_reference"]) for r in rows
+                         if r["model"] == model and r["budget_s"] == budget)
+            color = f"C{list(MODELS).index(model)}"  # colour: the model; line: the budget (dashed 10 min)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-" if budget >= 1800 else "--", color=color,
+                    label=f"{model}, {budget / 60:.0f} min")
+            for size, fid, ref in pts:
+                ax.plot(size, fid, "o", color=color, fillstyle="none" if ref == "train" else "full")
+        ax.set_xscale("log")
+        ax.set_xlabel("training images")
+        ax.set_ylabel("FID (hollow: vs train, filled: vs held-out)")
+        ax.set_title(f"{data}, 32 px, 2 CPU cores")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default=",".join(SETS))
@@ -213,10 +246,11 @@ def main() -> None:
     rows = collect(run_root)
     summary = aggregate(rows)
     print_table(summary)
+    png = plot_curves(summary, args.out.with_name(args.out.stem + "_fid_vs_size.png"))
     write_record("small_data", args.out, load0, wall_s=round(time.time() - t0, 1), runs=str(run_root),
                  settings={k: v for k, v in vars(args).items() if k not in ("out", "collect", "runs")},
                  subsets={"seed": SUBSET_SEED, "category": CATEGORY, "resolution": RESOLUTION},
-                 rows=rows, summary=summary)
+                 rows=rows, summary=summary, plot=png.name if png else None)
 
 
 if __name__ == "__main__":

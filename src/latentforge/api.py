@@ -159,7 +159,7 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, features: str = "auto", see
     """Sample n images from a run and score them against its dataset (held-out split for distribution metrics,
     train split for memorisation); the record is appended to the run's metrics.jsonl as kind='eval'.
 
-    The feature network is never one the model was trained from (SPEC §4): a GAN on SSL latents is scored by a
+    The feature network is never one the model was trained from (docs/evaluation.md): a GAN on SSL latents is scored by a
     SimCLR encoder of another architecture and seed, and the record names both. `avoid`: further SimCLR
     architectures not to score with (a sweep passes its ssl cells' one, so that all its cells share a network)."""
     from latentforge.metrics.evaluate import evaluate, resolve_features

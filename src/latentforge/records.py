@@ -32,6 +32,7 @@ class DiagnosticRecord(TypedDict):
     step: int
     sample_diversity_ratio: float  # samples' mean pixel distance over the data's
     note: NotRequired[str]  # a sentence for the person watching (e.g. "on the plateau")
+    note_level: NotRequired[Literal["ok"]]  # good news; absent: a warning
     pattern_discrimination_ratio: NotRequired[float]  # DeAE: own-pattern over other-image reconstruction error
     on_plateau: NotRequired[bool]
     recon_rms_own_pattern: NotRequired[float]
@@ -61,6 +62,8 @@ class SummaryRecord(TypedDict):
     recon_rms_own_pattern: NotRequired[float]
     recon_rms_vs_other_image: NotRequired[float]
     on_plateau: NotRequired[bool]
+    note: NotRequired[str]
+    note_level: NotRequired[Literal["ok"]]
 
 
 class EvalRecord(TypedDict):

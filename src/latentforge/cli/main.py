@@ -215,7 +215,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     print(f"run folder: {res.run_dir}")
     if not a.no_report:
         _write_report(res.run_dir)
-    if res.summary.get("note"):
+    if res.summary.get("note") and res.summary.get("note_level") != "ok":
         print(f"note: the run ended {res.summary['note']}")
     if res.interrupted:
         print(f"interrupted at step {res.step}; checkpoint saved. Continue with: "

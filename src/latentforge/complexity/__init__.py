@@ -1,4 +1,4 @@
-"""Generator complexity versus latent choice (SPEC section 2).
+"""Generator complexity versus latent choice ("Complexity Matters", Hu et al. 2023).
 
 ``ceps``: C_eps and the AUC of quality-vs-size curves (pure numpy, re-exported here). ``toy``: deterministic 1-D/2-D
 toy experiments that produce such curves (torch, scikit-learn and POT); import it as

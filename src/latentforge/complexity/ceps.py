@@ -1,6 +1,6 @@
 """Generator complexity needed to reach a target quality: C_eps and the area under the quality curve.
 
-SPEC section 2 ("Complexity Matters"): the paper's GAN-induced distance between a latent nu and the data mu is the
+"Complexity Matters" (Hu et al. 2023): the paper's GAN-induced distance between a latent nu and the data mu is the
 best adversarial loss a generator of bounded complexity C can reach. It is made measurable here the way the paper
 reads it off experiments: for each latent, train a family of generators of increasing parameter count (same recipe,
 same budget), score each with a quality value where lower is better (FID, KID, a Wasserstein distance), and read

@@ -1,4 +1,4 @@
-"""Toy experiments for SPEC section 2: a data-dependent latent reaches a given Wasserstein distance with a smaller MLP
+"""Toy experiments for "Complexity Matters" (Hu et al. 2023): a data-dependent latent reaches a given Wasserstein distance with a smaller MLP
 generator than N(0, I).
 
 The recipe, kept deterministic and CPU-cheap so that tests can run it:

@@ -38,7 +38,7 @@ def make_latent(cfg: LatentConfig, seed: int, deae_encoder: Callable[[int, int],
 def fit_latent(latent: LatentSource, cfg: LatentConfig, train, progress: bool = True,
                device: torch.device | str = "cpu") -> None:
     """Fit a data-dependent latent on the training split `train` (an ImageDataset). SSL features come from a
-    SimCLR network trained on `train` and cached (never the evaluation network: SPEC section 4). An autoencoder's
+    SimCLR network trained on `train` and cached (never the evaluation network: docs/evaluation.md). An autoencoder's
     latents (kind dae) are fitted by the task that resolves the run: `FeatureLatent.fit(features, ...)`."""
     if isinstance(latent, FeatureLatent) and latent.kind == "ssl":
         from latentforge.models.simclr import load_or_train_simclr

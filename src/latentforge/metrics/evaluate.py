@@ -1,7 +1,7 @@
 """Evaluate generated images against a dataset: FID, KID, IS, precision/recall/density/coverage and memorisation,
 all in one named feature space, with the dataset's reference features cached by (data, network, preprocessing).
 
-Rules (SPEC section 4): the feature network is named with its weights hash in every record; distribution metrics are
+Rules (docs/evaluation.md): the feature network is named with its weights hash in every record; distribution metrics are
 computed against the held-out split when the dataset has one (train otherwise, and the record says so); memorisation
 is measured against the training split. Collapse and duplication are measured in pixels (`diversity.py`), so no
 feature space can hide them, and every record carries the `collapse` / `memorisation` flags with their reasons."""

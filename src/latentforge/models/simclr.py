@@ -1,14 +1,14 @@
 """SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations"), small and
-torch-only (no torchvision: the public SimCLR libraries all need it, see SPEC §5).
+torch-only (no torchvision: the public SimCLR libraries all need it, which does not import beside a CPU torch here).
 
 Two uses:
 
-* **SSL latents for GANs** (Hu et al. 2023, SPEC §2): the features of a self-supervised encoder trained on the
+* **SSL latents for GANs** (Hu et al. 2023): the features of a self-supervised encoder trained on the
   dataset's training split are the "data-dependent latent" a generator is conditioned on.
 * **The evaluation feature network for unlabelled data** (``metrics/features/contrastive.py``), with another
   architecture and seed than any SSL latent the scored model was trained from.
 
-SPEC §4 says a model is never scored by the network it was trained against, so the architecture is a parameter
+A model is never scored by the network it was trained against, so the architecture is a parameter
 (``"resnet-s"``, ``"convnet"``) as well as the seed: the latent encoder and the scoring encoder can differ in both,
 and every encoder carries ``name@fingerprint`` so each number says which network produced it.
 
@@ -304,8 +304,8 @@ def _linear_probe(net: SimCLRNet, train: ImageDataset, heldout: ImageDataset | N
         return None, "too few labelled images for a probe"
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    # One BLAS thread: the problem is tiny, and OpenBLAS threads spinning against torch's OpenMP pool made this
-    # fit ~50x slower (6.8 s vs 0.14 s for 1,600 x 128 features on 2 cores).
+    # One BLAS thread: the problem is tiny, and OpenBLAS threads spinning against torch's OpenMP pool make this
+    # fit many times slower.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lbfgs may stop at max_iter on separable features: the score stands
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_tr, y_tr)

@@ -82,8 +82,8 @@ def _reconstructions(rec: RunRecord, n: int = 16) -> tuple[bytes | None, str]:
         idx = np.arange(min(n, len(data)))
         import torch
         pairs = torch.stack([data.get(idx), loaded.task.reconstruct(idx)], dim=1).flatten(0, 1)
-        return _grid_png(pairs, nrow=8), (f"training images (left of each pair) and their reconstructions from their "
-                                          f"own patterns (right), checkpoint step {loaded.step}")
+        return _grid_png(pairs, nrow=8), (f"training images (left of each pair) and their reconstructions from "
+                                          f"{loaded.task.reconstructs_from} (right), checkpoint step {loaded.step}")
     except LatentforgeError as e:
         return None, f"reconstructions not shown: {e}"
     except Exception as e:  # noqa: BLE001 - a report must still be written; say what was left out
@@ -151,10 +151,8 @@ def run_section(rec: RunRecord, with_model: bool = True) -> str:
                 "training state not recorded (a run folder from before run.json kept it).</p>")]
     last = rec.diagnostics[-1] if rec.diagnostics else {}
     if last.get("note"):
-        parts.append(f"<p class='note'>{html.escape(last['note'])}</p>")
-    elif "pattern_discrimination_ratio" in last:
-        parts.append(f"<p class='ok'>Off the plateau: pattern discrimination "
-                     f"{last['pattern_discrimination_ratio']:.2f} at step {last['step']}.</p>")
+        level = "ok" if last.get("note_level") == "ok" else "note"
+        parts.append(f"<p class='{level}'>{html.escape(last['note'])} (step {last['step']})</p>")
     parts.append("<h3>Metrics</h3>" + _metrics_section(rec))
     parts.append("<h3>Training</h3>")
     for fig in (figures.loss_curves(rec), figures.diagnostics(rec)):

@@ -1,4 +1,4 @@
-"""Autoencoders behind a latent generative model ("Complexity Matters", section 2 of SPEC): `ae` trains encoder and
+"""Autoencoders behind a latent generative model ("Complexity Matters", Hu et al. 2023): `ae` trains encoder and
 decoder jointly (the baseline), `dae` is the Decoupled Autoencoder.
 
 DAE, per step s of S:
@@ -36,6 +36,7 @@ class AETask(TrainTask):
     """Joint training: one encoder and one decoder, all steps."""
 
     name = "ae"
+    reconstructs_from = "their latent means"
     non_structural_keys = frozenset({"loss", "optim", "kl_weight"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],

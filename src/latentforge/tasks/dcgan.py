@@ -41,6 +41,7 @@ def g_loss_fn(kind: str, fake: torch.Tensor) -> torch.Tensor:
 
 class DCGANTask(TrainTask):
     name = "dcgan"
+    lr_keys = ("model.g_optim.lr", "model.d_optim.lr")
     non_structural_keys = frozenset({"g_optim", "d_optim", "n_dis", "sample_bn", "loss", "diffaug"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
@@ -212,8 +213,8 @@ def _latent_source(cfg: RunConfig, device: torch.device | str, shape: DataShape,
                                  module=kind.module)
     theirs = resolved.task.shape
     if (theirs.channels, theirs.resolution) != (shape.channels, shape.resolution):
-        raise ConfigError(f"the {lc.kind} latent's run {ref.run} was trained on {theirs.channels}x{theirs.resolution}px "
-                          f"images, this run uses {shape.channels}x{shape.resolution}")
+        raise ConfigError(f"the {lc.kind} latent's run {ref.run} was trained on {theirs.channels}x"
+                          f"{theirs.resolution}px images, this run uses {shape.channels}x{shape.resolution}")
     return resolved
 
 

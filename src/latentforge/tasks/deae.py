@@ -52,6 +52,7 @@ PLATEAU_RATIO = 0.9  # own-pattern error above 90 % of the other-image error: th
 
 class DeAETask(TrainTask):
     name = "deae"
+    reconstructs_from = "their own patterns"
     non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim",
                                      "mask_sampling"})
     # encoder_lr_scale is structural: it decides whether the optimizer has an encoder group
@@ -175,6 +176,8 @@ class DeAETask(TrainTask):
         if out["on_plateau"]:
             out["note"] = (f"on the plateau: pattern discrimination {ratio:.2f} (1 = every pattern decodes to the "
                            f"same average image; it falls once training leaves the plateau, see docs/deae.md)")
+        else:
+            out["note"], out["note_level"] = f"off the plateau: pattern discrimination {ratio:.2f}", "ok"
         return out
 
     def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:

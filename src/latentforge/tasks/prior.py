@@ -1,5 +1,5 @@
 """A diffusion prior on the frozen latents of a trained autoencoder run: the generative half of a latent model
-("Complexity Matters", section 2 of SPEC: the DAE is judged by how easy its latent is for a prior).
+("Complexity Matters", Hu et al. 2023: the DAE is judged by how easy its latent is for a prior).
 
 Data: the source run's encoder applied once to its training images (posterior means), cached by checkpoint hash and
 image fingerprint (`data.latent_cache`); the prior never sees images. Latents are divided by their standard

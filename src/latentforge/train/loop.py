@@ -327,7 +327,7 @@ class Trainer:
         terms = ", ".join(f"{k}={logs[k]}" for k in bad)
         raise TrainingDiverged(
             f"training diverged at step {step + 1}: non-finite {terms}. Stopped without saving; {kept}. Try a lower "
-            f"learning rate (--set model.optim.lr=..., or g_optim/d_optim for a GAN) or gradient clipping "
+            f"learning rate (--set {'=... / '.join(self.task.lr_keys)}=...) or gradient clipping "
             f"(--set train.grad_clip=1.0), then continue with --resume")
 
     def _finish(self, fit: FitResult) -> FitResult:

@@ -62,6 +62,7 @@ class DataShape:
 
 class TrainTask(ABC):
     name: ClassVar[str] = "task"
+    lr_keys: ClassVar[tuple[str, ...]] = ("model.optim.lr",)  # what to lower when training diverges
     non_structural_keys: ClassVar[frozenset[str]] = frozenset()  # model config keys that may change on resume
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
@@ -125,7 +126,7 @@ class TrainTask(ABC):
     def networks_seen(self) -> list[dict[str, Any]]:
         """Feature networks whose space this model was trained from (an SSL latent's encoder), each a dict with at
         least `label` (name@hash) and, for SimCLR encoders, `method` and `arch`. The evaluator must score the model
-        with another network (SPEC §4); default: none."""
+        with another network (docs/evaluation.md); default: none."""
         return []
 
     def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:
@@ -167,6 +168,8 @@ class TrainTask(ABC):
 @runtime_checkable
 class Reconstructs(Protocol):
     """Models that can decode training example i from what identifies it (DeAE: its own pattern)."""
+
+    reconstructs_from: str  # what a reconstruction is decoded from, for captions: "their own patterns"
 
     def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0) -> torch.Tensor: ...
 

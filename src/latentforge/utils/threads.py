@@ -1,7 +1,7 @@
-"""How CPU threads wait: OpenMP's default spin-waiting makes a 2-thread training step 10-40x slower when one core
-is busy with something else (measured: `cpu` preset 10-21 img/s vs 178-187 with OMP_WAIT_POLICY=PASSIVE on a
-2-core machine with one busy core; PASSIVE costs about 20 % on an idle machine). The policy is read once, when
-torch loads its OpenMP runtime, so `import latentforge` chooses it first thing (when torch is not loaded yet).
+"""How CPU threads wait: OpenMP's default spin-waiting makes a multi-thread training step many times slower when a
+core is busy with something else, while PASSIVE waiting costs a little on an idle machine (figures in
+docs/training.md). The policy is read once, when torch loads its OpenMP runtime, so `import latentforge` chooses
+it first thing (when torch is not loaded yet).
 """
 from __future__ import annotations
 

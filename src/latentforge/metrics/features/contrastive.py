@@ -7,7 +7,7 @@ what FID, KID, recall and coverage need. No feature space makes precision safe a
 image's k-NN ball can swallow a repeated blob), which is why collapse is measured in pixels (``diversity.py``).
 Its quality is recorded as the retrieval accuracy of augmented views on held-out images, with a warning when weak.
 
-SPEC §4: a model is never scored in the space it was trained from. The GAN study's SSL latents come from the same
+The rule (docs/evaluation.md): a model is never scored in the space it was trained from. The GAN study's SSL latents come from the same
 SimCLR implementation (``models/simclr.py``), so this encoder uses another architecture than any SimCLR network
 the model saw (``avoid``) and its own seed; the record names both in ``feature_network`` and its info.
 """
