@@ -2,7 +2,9 @@ import json
 import os
 
 import pytest
-import torch
+
+import latentforge  # noqa: F401  (first: it picks OpenMP's wait policy before torch loads; see utils/threads.py)
+import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -49,7 +49,7 @@ TOY = ModelEntry(ToyConfig, f"{__name__}:ToyTask",
 
 
 def test_the_built_in_models_are_the_table():
-    assert list(MODELS) == ["deae", "dcgan", "ae", "dae", "prior"]
+    assert list(MODELS) == ["deae", "dcgan", "ae", "dae", "prior", "latent-deae"]
     for name, entry in MODELS.items():
         assert "paper" in entry.presets and entry.summary
         assert isinstance(build_config(model_type=name).model, entry.config)

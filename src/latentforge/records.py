@@ -34,6 +34,8 @@ class DiagnosticRecord(TypedDict):
     note: NotRequired[str]  # a sentence for the person watching (e.g. "on the plateau")
     note_level: NotRequired[Literal["ok"]]  # good news; absent: a warning
     pattern_discrimination_ratio: NotRequired[float]  # DeAE: own-pattern over other-image reconstruction error
+    pattern_discrimination_ratio_pixels: NotRequired[float]  # latent DeAE: the same ratio after decoding
+    discrimination_space: NotRequired[str]  # latent DeAE: 'latent' (the space of pattern_discrimination_ratio)
     on_plateau: NotRequired[bool]
     recon_rms_own_pattern: NotRequired[float]
     recon_rms_vs_other_image: NotRequired[float]
@@ -59,6 +61,8 @@ class SummaryRecord(TypedDict):
     recon_rms_train: NotRequired[Optional[float]]
     latent_scale: NotRequired[float]  # priors
     pattern_discrimination_ratio: NotRequired[float]  # DeAE
+    pattern_discrimination_ratio_pixels: NotRequired[float]
+    discrimination_space: NotRequired[str]
     recon_rms_own_pattern: NotRequired[float]
     recon_rms_vs_other_image: NotRequired[float]
     on_plateau: NotRequired[bool]

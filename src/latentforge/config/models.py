@@ -7,9 +7,9 @@ and `latentforge.tasks` are all read from `MODELS`. A new model is its module in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from latentforge.config.sections import LatentConfig, LossConfig, OptimConfig, RunRef, Strict
 
@@ -79,6 +79,44 @@ DEAE = ModelEntry(DeAEConfig, "latentforge.tasks.deae:DeAETask", {
                   "grid_size": 16},
     },
 }, "Deciphering Autoencoder: fixed dropout pattern per image -> image, trained by reconstruction")
+
+
+# --- latent DeAE -------------------------------------------------------------------------------------------------
+class LatentDeAEConfig(DeAEConfig):
+    """DeAE as the prior of a frozen autoencoder (`ae` or `dae` run): its training examples are that run's cached
+    latents (scaled to unit standard deviation, as the diffusion prior's), the pattern code is the pixel DeAE's,
+    and the decoder draws a latent, which the source run's decoder turns into an image. Trained on the latents
+    (`latent_loss`), optionally plus an image term through the frozen decoder (`loss`, off by default)."""
+
+    source: RunRef = RunRef()  # the autoencoder run (`train latent-deae --from RUN`); its data are this run's data
+    pattern_resolution: int = 32  # the pattern encoder's size: its depth fixes the masked levels (as a 32 px DeAE's)
+    dec_widths: Optional[tuple[int, ...]] = None  # decoder channels from 2x2 up to the latent; None: the encoder's
+    latent_loss: Literal["mse", "l1"] = "mse"
+    latent_loss_weight: float = Field(1.0, ge=0)
+    loss: LossConfig = LossConfig(pixel="none", perceptual="none")  # the image term (none: latent loss alone)
+    shift_range: int = 0  # shift and flip augment images, not an autoencoder's fixed latents: off, and refused
+    flip: bool = False
+
+    @model_validator(mode="after")
+    def _no_image_augmentation(self) -> "LatentDeAEConfig":
+        if self.shift_range or self.flip:
+            raise ValueError("shift_range and flip augment images; a latent DeAE learns fixed latents (set them to "
+                             "0 / false)")
+        if self.latent_loss_weight <= 0 and self.loss.pixel == "none" and self.loss.perceptual == "none":
+            raise ValueError("latent_loss_weight is 0 and loss has no image term: nothing to train on")
+        return self
+
+
+_LATENT_DEAE_CPU = {"model": {"enc_widths": (32, 64, 128, 256), "latent_dim": 64, "encoder_input": "constant",
+                              "mask_clusters": 32, "mask_subclusters": 16, "mask_sampling": "frequency"},
+                    "train": {**_DEAE_CPU_TRAIN}}
+LATENT_DEAE = ModelEntry(LatentDeAEConfig, "latentforge.tasks.latent_deae:LatentDeAETask", {
+    "paper": {"model": {"mask_clusters": 32, "mask_sampling": "uniform"}},  # the reference's pattern code
+    "cpu": _LATENT_DEAE_CPU,  # the pixel DeAE cpu preset's pattern code and encoder
+    "tiny": {"model": {"enc_widths": (16, 32, 64, 128), "latent_dim": 32, "mask_active": (1, 2, 4)},
+             "train": {"batch_size": 32, "ema_every": 1, "ema_start": 10, "sample_every": 100,
+                       "checkpoint_every": 100, "grid_size": 16}},
+}, "DeAE on the frozen latents of an ae or dae run: patterns -> latents -> its decoder (train latent-deae --from RUN)")
 
 
 # --- DCGAN --------------------------------------------------------------------------------------------------------
@@ -208,6 +246,7 @@ PRIOR = ModelEntry(PriorConfig, "latentforge.tasks.prior:PriorTask", {
 }, "diffusion prior on the frozen latents of an ae or dae run (train prior --from RUN)")
 
 
-MODELS: dict[str, ModelEntry] = {"deae": DEAE, "dcgan": DCGAN, "ae": AE, "dae": DAE, "prior": PRIOR}
+MODELS: dict[str, ModelEntry] = {"deae": DEAE, "dcgan": DCGAN, "ae": AE, "dae": DAE, "prior": PRIOR,
+                                 "latent-deae": LATENT_DEAE}
 MODEL_CONFIGS: dict[str, type[Strict]] = {name: entry.config for name, entry in MODELS.items()}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {name: entry.presets for name, entry in MODELS.items()}

@@ -33,6 +33,14 @@ class TrainingData(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+def images_fingerprint(described: dict[str, Any]) -> str | None:
+    """The fingerprint of the images behind a dataset's `describe()` record: its own, or for latents the one of the
+    images they were encoded from (so two runs can be checked to have learned the same images)."""
+    if described.get("kind") == "latents":
+        return described.get("source", {}).get("images", {}).get("fingerprint")
+    return described.get("fingerprint")
+
+
 def send(batch: torch.Tensor, device: torch.device | None) -> torch.Tensor:
     """`batch` on `device`: from host to GPU through pinned memory and without blocking the host, so the copy
     overlaps the previous step's kernels."""

@@ -8,6 +8,10 @@ horizontal shift applied to the target. The encoder's input is noise: the masks 
 Two departures from the reference are options, for the CPU presets (see `DeAEConfig`): a learned constant in place
 of the first encoder stage (`encoder_input="constant"`: the encoder becomes a deterministic function of the
 pattern), and GroupNorm or no normalisation in the encoder instead of batch norm.
+
+The two halves may have different sizes: the encoder's (`channels`, `resolution`) fix the pattern code (how many
+masked levels, of which widths), the decoder's (`out_channels`, `out_resolution`, `dec_widths`) what it draws. A
+latent DeAE keeps the pixel DeAE's pattern code and decodes to an autoencoder's small latent (4x8x8) instead.
 """
 from __future__ import annotations
 
@@ -21,17 +25,18 @@ from latentforge.models.blocks import BottleneckBlock, ResBlock, SinusoidalEmbed
 SHIFT_CENTRE = 50.0  # the reference maps shifts in [-R, R] to [0, 100]; 50 means "no shift"
 
 
-def depth_for_resolution(resolution: int) -> int:
+def depth_for_resolution(resolution: int, smallest: int = 8) -> int:
     """Stages needed to go from `resolution` down to 2x2."""
-    d = int(round(math.log2(resolution))) - 1
-    if resolution < 8 or 2 ** (d + 1) != resolution:
-        raise ValueError(f"resolution {resolution} is not supported: DeAE needs a power of two >= 8 (8, 16, 32, 64...)")
+    d = int(round(math.log2(resolution))) - 1 if resolution > 0 else 0
+    if resolution < smallest or 2 ** (d + 1) != resolution:
+        raise ValueError(f"resolution {resolution} is not supported: DeAE needs a power of two >= {smallest}")
     return d
 
 
 class DeAENet(nn.Module):
     def __init__(self, channels: int, resolution: int, enc_widths: tuple[int, ...], latent_dim: int,
-                 encoder_input: str = "noise", encoder_norm: str = "batch"):
+                 encoder_input: str = "noise", encoder_norm: str = "batch", out_channels: int | None = None,
+                 out_resolution: int | None = None, dec_widths: tuple[int, ...] | None = None):
         super().__init__()
         depth = depth_for_resolution(resolution)
         if len(enc_widths) != depth:
@@ -39,7 +44,14 @@ class DeAENet(nn.Module):
                 f"enc_widths has {len(enc_widths)} stages but resolution {resolution} needs {depth} "
                 f"(one per halving down to 2x2)"
             )
+        out_channels, out_resolution = out_channels or channels, out_resolution or resolution
+        dec_depth = depth_for_resolution(out_resolution, smallest=4)
+        dec = tuple(dec_widths) if dec_widths else tuple(reversed(enc_widths))[:dec_depth]
+        if len(dec) != dec_depth:
+            raise ValueError(f"dec_widths has {len(dec)} stages but output resolution {out_resolution} needs "
+                             f"{dec_depth} (2x2 up to it)")
         self.channels, self.resolution, self.latent_dim = channels, resolution, latent_dim
+        self.out_channels, self.out_resolution = out_channels, out_resolution
         self.enc_widths = tuple(enc_widths)
         if encoder_input not in ("noise", "constant"):
             raise ValueError(f"encoder_input {encoder_input!r}: use 'noise' or 'constant'")
@@ -65,7 +77,6 @@ class DeAENet(nn.Module):
             nn.LeakyReLU(0.01),
             nn.Linear(latent_dim * 4, latent_dim),
         )
-        dec = list(reversed(enc_widths))
         self.from_latent = nn.Linear(latent_dim * 2, dec[0] * 4)
         self.from_latent_post = nn.Sequential(nn.BatchNorm2d(dec[0]), nn.LeakyReLU(0.01))
         ups = []
@@ -87,7 +98,7 @@ class DeAENet(nn.Module):
             nn.LeakyReLU(0.01),
             ResBlock(half),
             ResBlock(half),
-            nn.Conv2d(half, channels, 3, 1, 1),
+            nn.Conv2d(half, out_channels, 3, 1, 1),
         )
 
     @property

@@ -17,7 +17,7 @@ from torch import nn
 
 from latentforge.config import LATENT_KINDS, RunConfig
 from latentforge.data.dataset import ImageDataset
-from latentforge.data.protocol import TrainingData
+from latentforge.data.protocol import TrainingData, images_fingerprint
 from latentforge.errors import ConfigError
 from latentforge.latents import LatentSource, fit_latent, make_latent
 from latentforge.models.batchnorm import BNMode, bn_mode
@@ -86,7 +86,7 @@ class DCGANTask(TrainTask):
         encoder, record = None, None
         if kind.samples_through_run:
             resolved = _latent_source(cfg, device, shape, saved)
-            fingerprint = resolved.loaded.info.get("dataset", {}).get("fingerprint")
+            fingerprint = images_fingerprint(resolved.loaded.info.get("dataset", {}))
             if dataset is not None and fingerprint != getattr(dataset, "fingerprint", fingerprint):
                 warnings.warn(f"the {lc.kind} run {lc.source.run} was trained on other images than this run "
                               f"({dataset.name})", stacklevel=2)
@@ -211,7 +211,7 @@ def _latent_source(cfg: RunConfig, device: torch.device | str, shape: DataShape,
     ability = (EncodesPatterns, kind.builds_on) if kind.samples_through_run else (EncodesImages, kind.builds_on)
     resolved = resolve_reference(ref, device, "model.latent.source", (saved or {}).get("source"), ability,
                                  module=kind.module)
-    theirs = resolved.task.shape
+    theirs = resolved.task.image_shape
     if (theirs.channels, theirs.resolution) != (shape.channels, shape.resolution):
         raise ConfigError(f"the {lc.kind} latent's run {ref.run} was trained on {theirs.channels}x"
                           f"{theirs.resolution}px images, this run uses {shape.channels}x{shape.resolution}")

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentforge.config import OptimConfig, RunConfig
-from latentforge.data.dataset import ImageDataset
 from latentforge.data.protocol import TrainingData
 from latentforge.errors import ConfigError
 from latentforge.latents.patterns import DropoutPatterns, PatternSpec, kmeans_clusters, kmeans_subclusters
@@ -53,6 +52,7 @@ PLATEAU_RATIO = 0.9  # own-pattern error above 90 % of the other-image error: th
 class DeAETask(TrainTask):
     name = "deae"
     reconstructs_from = "their own patterns"
+    clustered_examples = "images"  # what `cluster_features` groups, in words
     non_structural_keys = frozenset({"sample_bn", "shift_lr_scale", "shift_range", "flip", "loss", "optim",
                                      "mask_sampling"})
     # encoder_lr_scale is structural: it decides whether the optimizer has an encoder group
@@ -60,18 +60,25 @@ class DeAETask(TrainTask):
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
                  for_training: bool = True):
         super().__init__(cfg, device, shape, inputs, for_training)
-        m = cfg.model
         try:
-            self.net = DeAENet(shape.channels, shape.resolution, tuple(m.enc_widths), m.latent_dim,
-                               m.encoder_input, m.encoder_norm).to(device)
+            self.net = self._build_net().to(device)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        self.channels, self.resolution, self.n_examples = shape.channels, shape.resolution, shape.count
+        self.n_examples = shape.count
         self._build_patterns(inputs.get("clusters"), inputs.get("subclusters"))
         t = cfg.train
         self.emas = {"net": EMA(self.net, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
         self.updates = {"opt": Update(*self._optimizer(), emas=[(self.emas["net"], self.net)])}
-        self.loss_fn = build_reconstruction_loss(m.loss, shape.channels).to(device) if for_training else None
+        self.loss_fn = self._build_loss() if for_training else None
+
+    def _build_net(self) -> DeAENet:
+        """Patterns over the encoder of a DeAE at the data's size, decoding to images of that size."""
+        m = self.cfg.model
+        return DeAENet(self.shape.channels, self.shape.resolution, tuple(m.enc_widths), m.latent_dim, m.encoder_input,
+                       m.encoder_norm)
+
+    def _build_loss(self) -> nn.Module | None:
+        return build_reconstruction_loss(self.cfg.model.loss, self.shape.channels).to(self.device)
 
     @classmethod
     def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
@@ -89,11 +96,16 @@ class DeAETask(TrainTask):
         if dataset is None:
             zeros = np.zeros(shape.count, dtype=np.int64)
             return {"clusters": zeros, "subclusters": zeros if m.mask_subclusters > 0 else None}
-        images = dataset.images.numpy()
-        clusters = kmeans_clusters(images, m.mask_clusters, seed=cfg.train.seed)
-        subclusters = (kmeans_subclusters(images, clusters, m.mask_subclusters, seed=cfg.train.seed)
+        examples = cls.cluster_features(dataset)
+        clusters = kmeans_clusters(examples, m.mask_clusters, seed=cfg.train.seed)
+        subclusters = (kmeans_subclusters(examples, clusters, m.mask_subclusters, seed=cfg.train.seed)
                        if m.mask_subclusters > 0 else None)
         return {"clusters": clusters, "subclusters": subclusters}
+
+    @classmethod
+    def cluster_features(cls, dataset: TrainingData) -> np.ndarray:
+        """What k-means groups to pick each example's block of pattern channels: the training images' pixels."""
+        return dataset.images.numpy()
 
     @classmethod
     def setup_note(cls, cfg: RunConfig, n_images: int) -> str | None:
@@ -103,7 +115,7 @@ class DeAETask(TrainTask):
         sub = f" x {m.mask_subclusters} sub-clusters" if m.mask_subclusters > 0 else ""
         fresh = ("drawn over all channels (mask_sampling=uniform)" if m.mask_sampling == "uniform"
                  else "kept to a cluster's block, drawn by cluster frequency (mask_sampling=frequency)")
-        return (f"patterns: k-means of {n_images:,} images into {m.mask_clusters} clusters{sub} for the pattern code "
+        return (f"patterns: k-means of {n_images:,} {cls.clustered_examples} into {m.mask_clusters} clusters{sub} for the pattern code "
                 f"(once per run, before the first step); fresh patterns {fresh}")
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, OptimConfig, tuple[float, ...]]:
@@ -147,14 +159,15 @@ class DeAETask(TrainTask):
     def train_step(self, batch: Batch) -> dict[str, float]:
         m, g = self.cfg.model, step_generator(self.cfg.train.seed, batch.step)
         flipped = m.flip and batch.epoch % 2 == 1
-        x = batch.images.flip(-1) if flipped else batch.images
+        x = self.targets(batch.images)
+        x = x.flip(-1) if flipped else x
         masks = self.masks_for(batch.index, flipped)
         x, shift = random_shift(x, m.shift_range, g, batch)
-        noise = batch.draw(lambda n: torch.randn((n, *x.shape[1:]), generator=g)).to(self.device)
+        noise = batch.draw(lambda n: torch.randn((n, *self.noise_shape), generator=g)).to(self.device)
 
         self.net.train()
         y = self.net(noise, masks, shift)
-        per_example, terms = self.loss_fn(y.float(), x)
+        per_example, terms = self.objective(y.float(), x, batch)
         loss = per_example.mean()
 
         logs = {"loss": loss.item(), **self.optimize("opt", loss, batch)}
@@ -162,28 +175,54 @@ class DeAETask(TrainTask):
         logs["weight_decay"] = m.optim.weight_decay_at(batch.step, self.cfg.train.steps)
         return logs
 
-    def discrimination(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+    # --- what the network learns: overridden by a DeAE on other examples than images ---------------------------------
+    @property
+    def noise_shape(self) -> tuple[int, int, int]:
+        """One example's encoder input noise (the masks carry the identity)."""
+        return self.net.channels, self.net.resolution, self.net.resolution
+
+    def targets(self, examples: torch.Tensor) -> torch.Tensor:
+        """What the decoder must draw for these training examples: the images themselves."""
+        return examples
+
+    def objective(self, y: torch.Tensor, x: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-example loss of the decoded batch y against its targets x, and its terms by name."""
+        return self.loss_fn(y, x)
+
+    def to_images(self, y: torch.Tensor) -> torch.Tensor:
+        """Network outputs as images in [-1, 1] (the decoder has no tanh, as in the reference)."""
+        return y.clamp(-1, 1)
+
+    @staticmethod
+    def discrimination_ratio(rec: torch.Tensor, own: torch.Tensor, other: torch.Tensor) -> tuple[float, float, float]:
+        """(error against the own example, error against another example, their ratio): RMS over the elements."""
+        e_own = float(rms_distance(rec, own).mean())
+        e_other = float(rms_distance(rec, other).mean())
+        return e_own, e_other, e_own / max(e_other, 1e-12)
+
+    def discrimination(self, dataset: TrainingData, n: int = 256) -> dict[str, Any]:
         """Does the decoder tell the patterns apart? Reconstruction error of the first n training images from their
         own patterns, against the error of the same reconstructions scored against other images. Their ratio is
         1 on the plateau (every pattern decodes to the same average image) and falls as training leaves it."""
         idx = torch.arange(min(n, len(dataset)))
-        rec = self.reconstruct(idx.numpy())
-        own = float(rms_distance(rec, dataset.get(idx)).mean())
-        other = float(rms_distance(rec, dataset.get(idx.roll(1))).mean())
-        ratio = own / max(other, 1e-12)
+        rec, images = self.reconstruct(idx.numpy()), dataset.get(idx)
+        own, other, ratio = self.discrimination_ratio(rec, images, images.roll(1, 0))
         out = {"recon_rms_own_pattern": own, "recon_rms_vs_other_image": other,
                "pattern_discrimination_ratio": ratio, "on_plateau": ratio > PLATEAU_RATIO}
-        if out["on_plateau"]:
-            out["note"] = (f"on the plateau: pattern discrimination {ratio:.2f} (1 = every pattern decodes to the "
-                           f"same average image; it falls once training leaves the plateau, see docs/deae.md)")
-        else:
-            out["note"], out["note_level"] = f"off the plateau: pattern discrimination {ratio:.2f}", "ok"
-        return out
+        return out | self.plateau_note(ratio)
 
-    def diagnose(self, dataset: ImageDataset, samples: torch.Tensor) -> dict[str, Any]:
+    @staticmethod
+    def plateau_note(ratio: float, where: str = "") -> dict[str, Any]:
+        """The sentence for the person watching; `where` qualifies the ratio (" in latent space")."""
+        if ratio > PLATEAU_RATIO:
+            return {"note": f"on the plateau: pattern discrimination {ratio:.2f}{where} (1 = every pattern decodes "
+                            f"to the same average; it falls once training leaves the plateau, see docs/deae.md)"}
+        return {"note": f"off the plateau: pattern discrimination {ratio:.2f}{where}", "note_level": "ok"}
+
+    def diagnose(self, dataset: TrainingData, samples: torch.Tensor) -> dict[str, Any]:
         return super().diagnose(dataset, samples) | self.discrimination(dataset)
 
-    def summarize(self, dataset: ImageDataset, n: int = 256) -> dict[str, Any]:
+    def summarize(self, dataset: TrainingData, n: int = 256) -> dict[str, Any]:
         """Adds the pattern-discrimination figures (see `discrimination`)."""
         return self.discrimination(dataset, n) | super().summarize(dataset, n)
 
@@ -237,25 +276,29 @@ class DeAETask(TrainTask):
                 counter = np.arange(start, start + (batch_size if bn == "batch" else take))
                 masks, noise = make(counter, take)
                 masks = [mk.to(self.device) for mk in masks]
-                y = (net.encode(noise.to(self.device), masks) if encode_only
-                     else net(noise.to(self.device), masks).clamp(-1, 1))
+                y = net.encode(noise.to(self.device), masks) if encode_only else net(noise.to(self.device), masks)
                 out.append(y[:take].float().cpu())
         return torch.cat(out)
 
     def _noise(self, seed: int, counter: np.ndarray) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed * 1_000_003 + int(counter[0]))
-        return torch.randn((len(counter), self.channels, self.resolution, self.resolution), generator=g)
+        return torch.randn((len(counter), *self.noise_shape), generator=g)
 
     def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: BNMode | None = None,
                batch_size: int = 256) -> torch.Tensor:
         """n new images from fresh patterns of the training distribution."""
         def make(counter: np.ndarray, take: int):
             return self.patterns.fresh(counter + seed * (1 << 32)), self._noise(seed, counter)
-        return self._decode_batches(make, n, bn, use_ema, batch_size)
+        return self.to_images(self._decode_batches(make, n, bn, use_ema, batch_size))
 
     def reconstruct(self, index: list[int] | np.ndarray, seed: int = 0, bn: BNMode | None = None,
                     use_ema: bool = True, batch_size: int = 256) -> torch.Tensor:
-        """Training example i decoded from its own pattern (unflipped, unshifted)."""
+        """Training image i decoded from its own pattern (unflipped, unshifted)."""
+        return self.to_images(self.reconstruct_outputs(index, seed, bn, use_ema, batch_size))
+
+    def reconstruct_outputs(self, index: list[int] | np.ndarray, seed: int = 0, bn: BNMode | None = None,
+                            use_ema: bool = True, batch_size: int = 256) -> torch.Tensor:
+        """The network's output for training example i's own pattern (unflipped, unshifted)."""
         index = np.asarray(index, dtype=np.int64)
         if len(index) and (index.min() < 0 or index.max() >= self.n_examples):
             raise ConfigError(f"example index out of range: the training set has {self.n_examples} images")
@@ -282,4 +325,4 @@ class DeAETask(TrainTask):
             zs = (za[:, None] + (zb - za)[:, None] * t[None, :, None]).reshape(pairs * steps, -1)
             fill = z[: max(0, n_enc - len(zs))] if bn == "batch" else z[:0]
             y = net.decode(torch.cat([zs, fill]))[: pairs * steps]
-        return y.float().clamp(-1, 1).cpu()
+        return self.to_images(y.float().cpu())

@@ -9,7 +9,6 @@ decodes with the source run's decoder. All randomness of a step comes from (seed
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -17,34 +16,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentforge.config import RunConfig
-from latentforge.data.dataset import ImageDataset, load_dataset
-from latentforge.data.latent_cache import LatentDataset, cached_latents
 from latentforge.data.protocol import TrainingData
-from latentforge.errors import ConfigError, LatentforgeError
-from latentforge.metrics.pixel import rms_distance
+from latentforge.errors import ConfigError
 from latentforge.models.prior import build_latent_unet, build_schedulers
-from latentforge.tasks.references import ResolvedRef, pinned, resolve_autoencoder
+from latentforge.tasks.latent_source import OnAutoencoderLatents
 from latentforge.train.ema import EMA
 from latentforge.train.optimizer_step import Update
 from latentforge.train.task import Batch, DataShape, TrainTask, step_generator
 
 
-def _source(cfg: RunConfig, device: torch.device | str, expect: dict[str, Any] | None = None) -> ResolvedRef:
-    return resolve_autoencoder(cfg.model.source, device, "model.source", expect,
-                               " that encodes images and decodes latents")
-
-
-class PriorTask(TrainTask):
+class PriorTask(OnAutoencoderLatents, TrainTask):
     name = "prior"
     # `source` may be re-pointed (a moved run folder): the recorded sha256 of its checkpoint is the real guard
     non_structural_keys = frozenset({"optim", "sampler", "sample_steps", "eta", "source"})
 
     def __init__(self, cfg: RunConfig, device: torch.device, shape: DataShape, inputs: dict[str, Any],
                  for_training: bool = True):
+        self._init_source(inputs)
         super().__init__(cfg, device, shape, inputs, for_training)
         m, t = cfg.model, cfg.train
-        self.source: ResolvedRef = inputs["source"]
-        self.latent_scale: float = inputs["latent_scale"]
         try:
             self.unet = build_latent_unet(shape.channels, shape.resolution, m.widths, m.layers_per_block,
                                           m.attention).to(device)
@@ -55,37 +45,12 @@ class PriorTask(TrainTask):
         self.emas = {"unet": EMA(self.unet, t.ema_decay, t.ema_power, t.ema_start, t.ema_every)}
         opt = torch.optim.AdamW(self.unet.parameters(), lr=m.optim.lr, betas=tuple(m.optim.betas), weight_decay=0.0)
         self.updates = {"unet": Update(opt, m.optim, emas=[(self.emas["unet"], self.unet)])}
-        self._images: dict[str, ImageDataset] = {}
 
     @classmethod
     def build_inputs(cls, cfg: RunConfig, device: torch.device, shape: DataShape, dataset: TrainingData | None = None,
                      state: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The source run (its checkpoint checked against the one a loaded prior was trained on) and the scale that
-        brings its latents to unit standard deviation (from the cached latents, or a loaded prior's checkpoint)."""
-        if isinstance(dataset, LatentDataset):
-            scale = 1.0 / max(dataset.std(), 1e-8)
-        elif state is not None and "latent_scale" in state:
-            scale = float(state["latent_scale"])
-        else:
-            raise ConfigError("a prior is built from cached latents or from its checkpoint")
-        return {"source": _source(cfg, device, expect=(state or {}).get("source")), "latent_scale": scale}
-
-    @classmethod
-    def prepare(cls, cfg: RunConfig, progress: bool = True) -> tuple[RunConfig, TrainingData]:
-        """Resolve the source run (pinning its step), take its data settings, and encode its training images once
-        (or read them from the latent cache)."""
-        resolved = _source(cfg, "cpu")
-        source_data = resolved.loaded.cfg.data
-        if cfg.data.name != source_data.name and cfg.data != type(cfg.data)():
-            raise ConfigError(f"a prior trains on its source run's data ({source_data.name}); drop --data/data.*")
-        cfg = cfg.model_copy(update={"data": source_data,
-                                     "model": cfg.model.model_copy(update={"source": pinned(cfg.model.source,
-                                                                                            resolved)})})
-        images = load_dataset(source_data)
-        if progress:
-            print(f"latents: encoding {len(images):,} {images.name} images with {resolved.record['run']} "
-                  f"(step {resolved.record['step']}), or reading them from the latent cache", flush=True)
-        return cfg, cached_latents(images, resolved.task.encode, resolved.record)
+        """The source run and the latent scale (`OnAutoencoderLatents.source_inputs`)."""
+        return cls.source_inputs(cfg, device, dataset, state)
 
     # --- TrainTask ----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -106,7 +71,8 @@ class PriorTask(TrainTask):
     @torch.no_grad()
     def denoise(self, noise: torch.Tensor, seed: int = 0, use_ema: bool = True, batch_size: int = 256
                 ) -> torch.Tensor:
-        """Latents (in the encoder's units) from starting noise, by the configured sampler and number of steps."""
+        """Latents in the prior's units (the encoder's times `latent_scale`) from starting noise, by the configured
+        sampler and number of steps."""
         m = self.cfg.model
         net = self.emas["unet"].model if use_ema else self.unet
         net.eval()
@@ -120,7 +86,7 @@ class PriorTask(TrainTask):
                 eps = net(x, t).sample.float()
                 kw = {"eta": m.eta} if m.sampler == "ddim" else {}
                 x = sched.step(eps, t, x, generator=g, **kw).prev_sample
-            out.append((x / self.latent_scale).cpu())
+            out.append(x.cpu())
         return torch.cat(out)
 
     def _noise(self, n: int, seed: int) -> torch.Tensor:
@@ -128,10 +94,11 @@ class PriorTask(TrainTask):
                            generator=torch.Generator().manual_seed(seed))
 
     def sample_latents(self, n: int, seed: int = 0, use_ema: bool = True) -> torch.Tensor:
-        return self.denoise(self._noise(n, seed), seed, use_ema)
+        """n sampled latents in the encoder's units (what its decoder takes)."""
+        return self.denoise(self._noise(n, seed), seed, use_ema) / self.latent_scale
 
     def sample(self, n: int, seed: int = 0, *, use_ema: bool = True, bn: str | None = None) -> torch.Tensor:
-        return self.source.task.decode(self.sample_latents(n, seed, use_ema))
+        return self.decode_latents(self.denoise(self._noise(n, seed), seed, use_ema))
 
     def interpolate(self, pairs: int = 4, steps: int = 8, seed: int = 0, *, use_ema: bool = True) -> torch.Tensor:
         """Spherical paths between pairs of starting noises (which keeps each point at the noise's norm), denoised
@@ -143,50 +110,18 @@ class PriorTask(TrainTask):
         so = torch.sin(omega)[:, None]
         path = (torch.sin((1 - ts) * omega[:, None]) * a[:, None] + torch.sin(ts * omega[:, None]) * b[:, None]) / so
         noise = path.reshape(pairs * steps, self.shape.channels, self.shape.resolution, self.shape.resolution)
-        return self.source.task.decode(self.denoise(noise, seed, use_ema))
+        return self.decode_latents(self.denoise(noise, seed, use_ema))
 
     # --- what a person sees -------------------------------------------------------------------------------------
-    def _image_data(self, split: str = "train") -> ImageDataset:
-        if split not in self._images:
-            self._images[split] = load_dataset(self.cfg.data.model_copy(update={"split": split}))
-        return self._images[split]
-
-    def diagnose(self, dataset: TrainingData, samples: torch.Tensor) -> dict[str, Any]:
-        """Sample diversity against the images' (the training data here are latents)."""
-        return super().diagnose(self._image_data(), samples)
-
     def summarize(self, dataset: TrainingData, n: int = 256) -> dict[str, Any]:
         """Image-space figures of the prior's samples, plus the source autoencoder's held-out reconstruction error
         (the floor under any prior on its latents)."""
-        record = super().summarize(self._image_data(), n)
-        try:
-            held = self._image_data("test")
-            images = held.get(torch.arange(min(n, len(held))))
-            codec = self.source.task
-            record["recon_rms_heldout"] = float(rms_distance(codec.decode(codec.encode(images)), images).mean())
-        except LatentforgeError:
-            record["recon_rms_heldout"] = None
-        return record | {"latent_scale": self.latent_scale}
+        return super().summarize(dataset, n) | self.source_figures(n)
 
     def describe(self) -> dict[str, Any]:
         m = self.cfg.model
-        src = self.source.loaded.info.get("task", {})
-        return super().describe() | {
-            "source": self.source.record, "source_parameters": src.get("parameters"),
-            "latent_shape": [self.shape.channels, self.shape.resolution, self.shape.resolution],
-            "latent_scale": self.latent_scale,
+        return super().describe() | self.source_description(
+            [self.shape.channels, self.shape.resolution, self.shape.resolution]) | {
             "diffusion": {"train_timesteps": m.train_timesteps, "beta_schedule": m.beta_schedule,
                           "prediction": m.prediction, "sampler": m.sampler, "sample_steps": m.sample_steps,
                           "eta": m.eta, "network": "diffusers UNet2DModel"}}
-
-    def state_dict(self) -> dict[str, Any]:
-        return super().state_dict() | {"latent_scale": torch.tensor(self.latent_scale, dtype=torch.float64),
-                                       "source": self.source.record}
-
-    def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
-        super().load_state_dict(state, weights_only)
-        if "latent_scale" in state:
-            saved = float(state["latent_scale"])
-            if not math.isclose(saved, self.latent_scale, rel_tol=1e-5):
-                raise ConfigError(f"the cached latents' scale ({1 / self.latent_scale:.6g}) differs from the one "
-                                  f"this prior was trained with ({1 / saved:.6g}): the source encoder changed")

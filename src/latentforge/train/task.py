@@ -119,6 +119,16 @@ class TrainTask(ABC):
         data), so a person does not face a silent pause. Default: none."""
         return None
 
+    @property
+    def image_shape(self) -> DataShape:
+        """The images this model draws (its data's shape, unless it learns an autoencoder's latents)."""
+        return self.shape
+
+    def image_data(self, dataset: TrainingData) -> ImageDataset:
+        """The images the training data stand for, which samples are compared with: the data themselves, or, for a
+        model trained on an autoencoder's latents, the images they encode."""
+        return dataset  # type: ignore[return-value]
+
     def describe(self) -> dict[str, Any]:
         """Facts about this task worth recording in run.json (parameter counts, loss networks)."""
         return {"parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules().items()}}
@@ -134,6 +144,7 @@ class TrainTask(ABC):
         printed, and written beside the grid as its caption, so an early grid of blobs reads as a stage, not a
         failure. Default: the samples' pixel diversity relative to the data's. A `note` key, when present, is a
         sentence for the person watching."""
+        dataset = self.image_data(dataset)
         ref = dataset.get(torch.arange(min(len(dataset), 256)))
         return {"sample_diversity_ratio": mean_pairwise_distance(samples) / max(mean_pairwise_distance(ref), 1e-12)}
 
@@ -141,6 +152,7 @@ class TrainTask(ABC):
         """End-of-run figures that need no feature network (pixel RMS in [0, 1] units): sample diversity against
         the data's, and each sample's distance to its nearest training image (memorisation)."""
         samples = self.sample(n, seed=self.cfg.train.seed + 1)
+        dataset = self.image_data(dataset)
         train = dataset.get(torch.arange(len(dataset)))
         d, _ = nearest_neighbours(samples, train)
         return {"sample_nn_rms_mean": float(d.mean()), "sample_nn_rms_min": float(d.min()),
