@@ -14,6 +14,10 @@ TINY = [
     "train.grid_size=4",
 ]
 
+# a 16 px autoencoder on 96 digits (4x4x4 latents): the source run of the prior and latent DeAE tests
+AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.log_every=1",
+           "train.sample_every=1000", "train.checkpoint_every=12", "train.keep_checkpoints=10", "train.grid_size=4"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):

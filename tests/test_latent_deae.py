@@ -16,10 +16,8 @@ from latentforge.latents.patterns import kmeans_clusters
 from latentforge.models.deae import DeAENet
 from latentforge.tasks.latent_deae import LatentDeAETask
 from latentforge.utils.checkpoint import load_checkpoint
-from conftest import train_losses
+from conftest import AE_TINY, train_losses
 
-AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.log_every=1",
-           "train.sample_every=1000", "train.checkpoint_every=12", "train.grid_size=4"]
 LD_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=20", "train.checkpoint_every=20",
            "train.keep_checkpoints=10", "train.grid_size=4", "model.mask_clusters=4"]
 

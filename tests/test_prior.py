@@ -14,10 +14,8 @@ from latentforge.data.latent_cache import latent_cache_key
 from latentforge.errors import CheckpointError, ConfigError
 from latentforge.tasks.prior import PriorTask
 from latentforge.utils.checkpoint import load_checkpoint
-from conftest import train_losses
+from conftest import AE_TINY, train_losses
 
-AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.log_every=1",
-           "train.sample_every=1000", "train.checkpoint_every=12", "train.keep_checkpoints=10", "train.grid_size=4"]
 PRIOR_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=10",
               "train.keep_checkpoints=10", "train.grid_size=4", "model.sample_steps=4"]
 
