@@ -58,15 +58,25 @@ def training_clock(recs: list[dict]) -> list[tuple[int, float]]:
     return out
 
 
-def plateau_exit(recs: list[dict]) -> dict:
-    """The first diagnostic whose pattern discrimination is at or below PLATEAU_EXIT: its step and training time."""
+def plateau_exit(recs: list[dict], threshold: float = PLATEAU_EXIT, key: str = "pattern_discrimination_ratio"
+                 ) -> dict:
+    """The first diagnostic whose `key` is at or below `threshold`: its step and training time (None: not yet)."""
     clock = training_clock(recs)
-    for d in (r for r in recs if r["kind"] == "diagnostic" and "pattern_discrimination_ratio" in r):
-        if d["pattern_discrimination_ratio"] <= PLATEAU_EXIT:
-            seconds = min((t for s, t in clock if s >= d["step"]), default=None)
-            return {"plateau_exit_step": d["step"], "plateau_exit_s": seconds,
-                    "plateau_exit_ratio_pixels": d.get("pattern_discrimination_ratio_pixels")}
-    return {"plateau_exit_step": None, "plateau_exit_s": None}
+    for d in (r for r in recs if r["kind"] == "diagnostic" and key in r):
+        if d[key] <= threshold:
+            return {"step": d["step"], "s": min((t for s, t in clock if s >= d["step"]), default=None)}
+    return {"step": None, "s": None}
+
+
+def plateau_figures(run: Path) -> dict:
+    """When the whole run crossed the plateau rule's 0.9 and the benchmark's 0.7, in latent space and in pixels."""
+    recs = _records(run)
+    out = {}
+    for space, key in (("latent", "pattern_discrimination_ratio"), ("pixels", "pattern_discrimination_ratio_pixels")):
+        for threshold in (0.9, PLATEAU_EXIT):
+            hit = plateau_exit(recs, threshold, key)
+            out[f"{space}_{threshold}_step"], out[f"{space}_{threshold}_s"] = hit["step"], hit["s"]
+    return out
 
 
 def train_autoencoder(args: argparse.Namespace, out: Path) -> dict:
@@ -94,13 +104,19 @@ def worker(args: argparse.Namespace) -> dict:
         return epoch_cost(args, root)
     ae = json.loads((ae_run / "ae.json").read_text())
     out = root / f"{args.dataset}-{args.model}-s{args.seed}"
-    budgets = sorted({b - ae["ae_s"] for b in map(float, args.budgets.split(","))} | set(map(float, args.budgets.split(","))))
+    totals = [float(b) for b in args.budgets.split(",")]
+    budgets = sorted({b - ae["ae_s"] for b in totals} | set(totals))  # with the autoencoder's time, and without
+    common = [*COMMON, f"model.source.run={ae_run}", f"train.seed={args.seed}", "train.sample_every=100"]
+    with tempfile.TemporaryDirectory() as tmp:  # steps/s between steps 5 and 30 (warm-up excluded)
+        latentforge.train(args.model, steps=30, out=Path(tmp) / "probe", preset="cpu", progress=False,
+                          overrides=[*common, "train.log_every=5", "train.sample_every=100000"])
+        times = {r["step"]: r["time_s"] for r in _records(Path(tmp) / "probe") if r["kind"] == "train"}
+    # the budget ends the run, and step-scheduled settings (DeAE's weight-decay ramp) span it
+    steps = int(25 / max(times[30] - times[5], 1e-6) * budgets[-1] * 1.15) + 10
     rows, spent = [], 0.0
     for i, model_time in enumerate(b for b in budgets if b > 0):
-        res = latentforge.train(args.model, steps=1_000_000, out=out, preset="cpu", progress=False, resume=i > 0,
-                                overrides=([*COMMON, f"model.source.run={ae_run}", f"train.seed={args.seed}",
-                                            "train.sample_every=100"] if i == 0 else [])
-                                + [f"train.time_limit_s={model_time - spent}"])
+        res = latentforge.train(args.model, steps=steps, out=out, preset="cpu", progress=False, resume=i > 0,
+                                overrides=(common if i == 0 else []) + [f"train.time_limit_s={model_time - spent}"])
         spent += res.summary["wall_s"]
         ev = latentforge.evaluate_run(out, n=args.n, features=args.features, progress=False)
         task = latentforge.load_run(out).task
@@ -113,13 +129,14 @@ def worker(args: argparse.Namespace) -> dict:
         img_s = img_s[2:] or img_s  # the first intervals hold the warm-up
         rows.append({"dataset": args.dataset, "method": args.model, "seed": args.seed, "model_s": round(spent, 1),
                      "ae_s": ae["ae_s"], "total_s": round(spent + ae["ae_s"], 1), "steps": res.step,
+                     "steps_planned": steps,
                      "train_img_per_s": sorted(img_s)[len(img_s) // 2] if img_s else None,
                      "sample_img_per_s": round(sample_rate, 1),
                      "parameters": sum(task.describe()["parameters"].values()), "ae_parameters": ae["ae_parameters"],
                      "ae_steps": ae["ae_steps"], "ae_recon_rms_heldout": ae["ae_recon_rms_heldout"],
                      "pattern_discrimination": res.summary.get("pattern_discrimination_ratio"),
                      "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
-                     **plateau_exit(recs), **{k: ev.get(k) for k in KEYS}})
+                     "plateau_exit_s": plateau_exit(recs)["s"], **{k: ev.get(k) for k in KEYS}})
         (out / "latent_deae_rows.json").write_text(json.dumps(rows, indent=2))  # partial results survive a stop
     return {"rows": rows}
 
@@ -161,8 +178,12 @@ def epoch_cost(args: argparse.Namespace, root: Path, rounds: int = 6, steps: int
                      "rounds": rounds, "steps_per_round": steps}}
 
 
-def collect(run_root: Path) -> list[dict]:
-    return [r for p in sorted(run_root.glob("*/latent_deae_rows.json")) for r in json.loads(p.read_text())]
+def collect(run_root: Path) -> tuple[list[dict], dict]:
+    """The rows of every run, and the plateau crossings of each latent DeAE run over its whole training."""
+    rows = [r for p in sorted(run_root.glob("*/latent_deae_rows.json")) for r in json.loads(p.read_text())]
+    plateaus = {p.name: plateau_figures(p) for p in sorted(run_root.glob("*-latent-deae-s*"))
+                if (p / "metrics.jsonl").is_file()}
+    return rows, plateaus
 
 
 def aggregate(rows: list[dict], budgets: list[float]) -> list[dict]:
@@ -177,7 +198,8 @@ def aggregate(rows: list[dict], budgets: list[float]) -> list[dict]:
                     groups.setdefault((r["dataset"], r["method"]), []).append(r)
             for (d, m), rs in sorted(groups.items()):
                 row = {"dataset": d, "budget_s": budget, "ae_counted": counted, "method": m, "seeds": len(rs),
-                       "steps": round(sum(r["steps"] for r in rs) / len(rs)), "feature_network": rs[0]["feature_network"],
+                       "steps": round(sum(r["steps"] for r in rs) / len(rs)),
+                       "feature_network": rs[0]["feature_network"],
                        "memorised": any(r.get("memorisation_flag") for r in rs)}
                 for k in (*KEYS[:-1], "plateau_exit_s", "train_img_per_s", "sample_img_per_s", "parameters",
                           "ae_s"):
@@ -265,15 +287,21 @@ def main() -> None:
             if "ae_s" in res:
                 (run_root / f"{key[0]}-ae-s{key[1]}" / "ae.json").write_text(json.dumps(res))
         run_cells(__file__, {(d, s): ["--worker", "--dataset", d, "--model", "ae", "--seed", s, *base]
-                             for d in datasets for s in seeds}, args.jobs, on_done=keep_ae)
+                             for d in datasets for s in seeds
+                             if not (run_root / f"{d}-ae-s{s}" / "ae.json").is_file()}, args.jobs, on_done=keep_ae)
         run_cells(__file__, {(d, s, m): ["--worker", "--dataset", d, "--model", m, "--seed", s, *base]
                              for d in datasets for s in seeds for m in METHODS}, args.jobs)
-    rows = collect(run_root)
+    rows, plateaus = collect(run_root)
     summary = aggregate(rows, budgets) + pixel_rows(budgets)
     print_table(summary)
+    for run, fig in plateaus.items():
+        print(f"{run}: pattern discrimination <= 0.9 / <= {PLATEAU_EXIT} at step (s): latent "
+              f"{fig['latent_0.9_step']} ({fig['latent_0.9_s']}) / {fig[f'latent_{PLATEAU_EXIT}_step']} "
+              f"({fig[f'latent_{PLATEAU_EXIT}_s']}); pixels {fig['pixels_0.9_step']} ({fig['pixels_0.9_s']}) / "
+              f"{fig[f'pixels_{PLATEAU_EXIT}_step']} ({fig[f'pixels_{PLATEAU_EXIT}_s']})")
     write_record("latent_deae", args.out, load0, wall_s=round(time.time() - t0, 1), runs=str(run_root),
                  settings={k: v for k, v in vars(args).items() if k not in ("out", "collect", "runs")},
-                 rows=rows, summary=summary)
+                 rows=rows, summary=summary, plateaus=plateaus)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ def test_config_refuses_image_augmentation_and_a_source_that_is_not_an_autoencod
 
 def test_a_gan_can_be_fed_the_latent_deaes_pattern_latent(runs, shared_cache, tmp_path):
     res = latentforge.train("dcgan", data="digits", steps=3, out=tmp_path / "gan", preset="tiny", progress=False,
-                            overrides=["data.resolution=16", "data.limit=96", "model.latent.kind=deae", f"model.latent.source.run={runs / 'ld'}",
+                            overrides=["data.resolution=16", "data.limit=96", "model.latent.kind=deae",
+                                       f"model.latent.source.run={runs / 'ld'}",
                                        "train.batch_size=16", "train.sample_every=1000", "train.grid_size=4"])
     info = json.loads((tmp_path / "gan" / "run.json").read_text())
     assert info["dataset"]["kind"] == "images" and info["dataset"]["resolution"] == 16

@@ -72,7 +72,7 @@ class DeAETask(TrainTask):
         self.loss_fn = self._build_loss() if for_training else None
 
     def _build_net(self) -> DeAENet:
-        """Patterns over the encoder of a DeAE at the data's size, decoding to images of that size."""
+        """The network at the images' size: the pattern code and the decoder's output both follow it."""
         m = self.cfg.model
         return DeAENet(self.shape.channels, self.shape.resolution, tuple(m.enc_widths), m.latent_dim, m.encoder_input,
                        m.encoder_norm)
@@ -115,8 +115,8 @@ class DeAETask(TrainTask):
         sub = f" x {m.mask_subclusters} sub-clusters" if m.mask_subclusters > 0 else ""
         fresh = ("drawn over all channels (mask_sampling=uniform)" if m.mask_sampling == "uniform"
                  else "kept to a cluster's block, drawn by cluster frequency (mask_sampling=frequency)")
-        return (f"patterns: k-means of {n_images:,} {cls.clustered_examples} into {m.mask_clusters} clusters{sub} for the pattern code "
-                f"(once per run, before the first step); fresh patterns {fresh}")
+        return (f"patterns: k-means of {n_images:,} {cls.clustered_examples} into {m.mask_clusters} clusters{sub} "
+                f"for the pattern code (once per run, before the first step); fresh patterns {fresh}")
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, OptimConfig, tuple[float, ...]]:
         """AdamW over (shift MLP, decoder and the rest, encoder) with their lr scales. The encoder only gets a group

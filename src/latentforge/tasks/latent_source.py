@@ -105,8 +105,9 @@ class OnAutoencoderLatents:
 
     # --- checkpoints -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return super().state_dict() | {"latent_scale": torch.tensor(self.latent_scale, dtype=torch.float64),  # type: ignore[misc]
-                                       "source": self.source.record}
+        state = super().state_dict()  # type: ignore[misc]
+        return state | {"latent_scale": torch.tensor(self.latent_scale, dtype=torch.float64),
+                        "source": self.source.record}
 
     def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
         super().load_state_dict(state, weights_only)  # type: ignore[misc]
