@@ -15,8 +15,11 @@ interleaved timings in one process.
 
     python benchmarks/latent_deae.py --datasets emoji,mnist --seeds 0,1 --runs RUNS   # the table (about 2.5 h)
     python benchmarks/latent_deae.py --cost --datasets emoji                          # the epoch-cost ratio
+    python benchmarks/latent_deae.py --datasets emoji --seeds 0 --methods latent-deae,latent-deae-image \
+        --budgets 900 --runs RUNS2     # does the image term pay? (link RUNS/emoji-ae-s0 into RUNS2 to share the AE)
     python benchmarks/latent_deae.py --datasets digits --budgets 40,80 --ae-budget 20 --n 200 --seeds 0   # smoke
     python benchmarks/latent_deae.py --collect RUNS                                    # re-read finished rows
+Rerunning into the same RUNS skips finished cells (and autoencoders) and restarts stopped ones.
 """
 from __future__ import annotations
 
@@ -35,7 +38,11 @@ from deae_vs_dcgan import keep_samples  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latent_deae.json"
 REJUDGED = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan_rejudged.json"
-METHODS = ("latent-deae", "prior")
+METHODS = {  # benchmark name: (model type, overrides on its cpu preset)
+    "latent-deae": ("latent-deae", []),
+    "prior": ("prior", []),
+    "latent-deae-image": ("latent-deae", ["model.loss.pixel=mse"]),  # plus the image term through the decoder
+}
 KEYS = ("fid", "kid", "recall", "coverage", "near_copy_fraction", "heldout_near_copy_fraction",
         "nn_feature_ratio_vs_heldout", "memorisation_flag")
 PLATEAU_EXIT = 0.7
@@ -106,16 +113,17 @@ def worker(args: argparse.Namespace) -> dict:
     out = root / f"{args.dataset}-{args.model}-s{args.seed}"
     totals = [float(b) for b in args.budgets.split(",")]
     budgets = sorted({b - ae["ae_s"] for b in totals} | set(totals))  # with the autoencoder's time, and without
-    common = [*COMMON, f"model.source.run={ae_run}", f"train.seed={args.seed}", "train.sample_every=100"]
+    model_type, variant = METHODS[args.model]
+    common = [*COMMON, *variant, f"model.source.run={ae_run}", f"train.seed={args.seed}", "train.sample_every=100"]
     with tempfile.TemporaryDirectory() as tmp:  # steps/s between steps 5 and 30 (warm-up excluded)
-        latentforge.train(args.model, steps=30, out=Path(tmp) / "probe", preset="cpu", progress=False,
+        latentforge.train(model_type, steps=30, out=Path(tmp) / "probe", preset="cpu", progress=False,
                           overrides=[*common, "train.log_every=5", "train.sample_every=100000"])
         times = {r["step"]: r["time_s"] for r in _records(Path(tmp) / "probe") if r["kind"] == "train"}
     # the budget ends the run, and step-scheduled settings (DeAE's weight-decay ramp) span it
     steps = int(25 / max(times[30] - times[5], 1e-6) * budgets[-1] * 1.15) + 10
     rows, spent = [], 0.0
     for i, model_time in enumerate(b for b in budgets if b > 0):
-        res = latentforge.train(args.model, steps=steps, out=out, preset="cpu", progress=False, resume=i > 0,
+        res = latentforge.train(model_type, steps=steps, out=out, preset="cpu", progress=False, resume=i > 0,
                                 overrides=(common if i == 0 else []) + [f"train.time_limit_s={model_time - spent}"])
         spent += res.summary["wall_s"]
         ev = latentforge.evaluate_run(out, n=args.n, features=args.features, progress=False)
@@ -178,11 +186,25 @@ def epoch_cost(args: argparse.Namespace, root: Path, rounds: int = 6, steps: int
                      "rounds": rounds, "steps_per_round": steps}}
 
 
+def finished(run: Path, n_budgets: int) -> bool:
+    """Whether `run` holds its evaluations at every budget, twice (autoencoder counted and not). A run stopped
+    before that is set aside (renamed `*.stopped-<time>`, kept for a look) so the cell restarts from scratch: its
+    wall-clock budgets cannot be resumed fairly."""
+    rows = run / "latent_deae_rows.json"
+    if rows.is_file() and len(json.loads(rows.read_text())) >= 2 * n_budgets:
+        return True
+    if run.exists():
+        run.rename(run.with_name(f"{run.name}.stopped-{time.strftime('%Y%m%d-%H%M%S')}"))
+    return False
+
+
 def collect(run_root: Path) -> tuple[list[dict], dict]:
     """The rows of every run, and the plateau crossings of each latent DeAE run over its whole training."""
-    rows = [r for p in sorted(run_root.glob("*/latent_deae_rows.json")) for r in json.loads(p.read_text())]
-    plateaus = {p.name: plateau_figures(p) for p in sorted(run_root.glob("*-latent-deae-s*"))
-                if (p / "metrics.jsonl").is_file()}
+    runs = [p for p in sorted(run_root.iterdir()) if p.is_dir() and ".stopped-" not in p.name]
+    rows = [r for p in runs if (p / "latent_deae_rows.json").is_file()
+            for r in json.loads((p / "latent_deae_rows.json").read_text())]
+    plateaus = {p.name: plateau_figures(p) for p in runs
+                if "-latent-deae" in p.name and (p / "metrics.jsonl").is_file()}
     return rows, plateaus
 
 
@@ -256,6 +278,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="emoji,mnist")
     p.add_argument("--seeds", default="0,1")
+    p.add_argument("--methods", default="latent-deae,prior", help=f"of {', '.join(METHODS)}")
     p.add_argument("--budgets", default="600,1800", help="wall-clock budgets in seconds (autoencoder included)")
     p.add_argument("--ae-budget", type=float, default=300.0, help="the autoencoder's training time in seconds")
     p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation (and kept as .npy)")
@@ -264,6 +287,8 @@ def main() -> None:
     p.add_argument("--collect", type=Path, default=None, help="only re-read the rows of finished runs in this folder")
     add_pool_arguments(p, DEFAULT_OUT, ("--model",))
     args = p.parse_args()
+    if unknown := set(args.methods.split(",")) - set(METHODS):
+        p.error(f"unknown --methods {', '.join(sorted(unknown))} (choose from {', '.join(METHODS)})")
     if args.worker:
         print(json.dumps(worker(args)))
         return
@@ -293,8 +318,10 @@ def main() -> None:
         run_cells(__file__, {(d, s): ["--worker", "--dataset", d, "--model", "ae", "--seed", s, *base]
                              for d in datasets for s in seeds
                              if not (run_root / f"{d}-ae-s{s}" / "ae.json").is_file()}, args.jobs, on_done=keep_ae)
-        run_cells(__file__, {(d, s, m): ["--worker", "--dataset", d, "--model", m, "--seed", s, *base]
-                             for d in datasets for s in seeds for m in METHODS}, args.jobs)
+        cells = {(d, s, m): ["--worker", "--dataset", d, "--model", m, "--seed", s, *base]
+                 for d in datasets for s in seeds for m in args.methods.split(",")
+                 if not finished(run_root / f"{d}-{m}-s{s}", len(budgets))}
+        run_cells(__file__, cells, args.jobs)
     rows, plateaus = collect(run_root)
     summary = aggregate(rows, budgets) + pixel_rows(budgets)
     print_table(summary)

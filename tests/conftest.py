@@ -1,9 +1,10 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-import latentforge  # noqa: F401  (first: it picks OpenMP's wait policy before torch loads; see utils/threads.py)
+import latentforge  # (first: it picks OpenMP's wait policy before torch loads; see utils/threads.py)
 import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -33,3 +34,25 @@ def train_losses(run, key="loss"):
     """A logged training figure of a run folder (the loss by default), in step order (what resume tests compare)."""
     return [r[key] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
             if r["kind"] == "train"]
+
+
+def train_on_a_source(root: Path, source: str, model: str, model_steps: int, model_overrides: list[str]):
+    """Under `root`: a 24-step tiny `source` run (ae or dae, AE_TINY) and a tiny `model` run on its latents, both
+    with the dataset/latent cache in root/cache (which the `shared_cache` fixture points the tests at)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LATENTFORGE_CACHE", str(root / "cache"))
+    try:
+        latentforge.train(source, data="digits", steps=24, out=root / source, preset="tiny", progress=False,
+                          overrides=AE_TINY)
+        latentforge.train(model, steps=model_steps, out=root / model, preset="tiny", progress=False,
+                          overrides=[f"model.source.run={root / source}", *model_overrides])
+    finally:
+        mp.undo()
+    return root
+
+
+@pytest.fixture
+def shared_cache(runs, monkeypatch):
+    """The cache the module's `runs` were trained with (their encoded latents), instead of an empty one."""
+    monkeypatch.setenv("LATENTFORGE_CACHE", str(runs / "cache"))
+    return runs / "cache"

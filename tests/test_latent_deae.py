@@ -16,7 +16,7 @@ from latentforge.latents.patterns import kmeans_clusters
 from latentforge.models.deae import DeAENet
 from latentforge.tasks.latent_deae import LatentDeAETask
 from latentforge.utils.checkpoint import load_checkpoint
-from conftest import AE_TINY, train_losses
+from conftest import train_losses, train_on_a_source
 
 LD_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=20", "train.checkpoint_every=20",
            "train.keep_checkpoints=10", "train.grid_size=4", "model.mask_clusters=4"]
@@ -25,21 +25,7 @@ LD_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=20", 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A 24-step AE on 96 digits at 16 px (4x4x4 latents) and a 40-step latent DeAE on its latents."""
-    root = tmp_path_factory.mktemp("latent_deae")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LATENTFORGE_CACHE", str(root / "cache"))
-    latentforge.train("ae", data="digits", steps=24, out=root / "ae", preset="tiny", progress=False,
-                      overrides=AE_TINY)
-    latentforge.train("latent-deae", steps=40, out=root / "ld", preset="tiny", progress=False,
-                      overrides=[f"model.source.run={root / 'ae'}", *LD_TINY])
-    yield root
-    mp.undo()
-
-
-@pytest.fixture
-def shared_cache(runs, monkeypatch):
-    monkeypatch.setenv("LATENTFORGE_CACHE", str(runs / "cache"))
-    return runs / "cache"
+    return train_on_a_source(tmp_path_factory.mktemp("latent_deae"), "ae", "latent-deae", 40, LD_TINY)
 
 
 def test_decoder_halves_fit_other_sizes_than_the_pattern_encoder():
@@ -57,11 +43,11 @@ def test_decoder_halves_fit_other_sizes_than_the_pattern_encoder():
 
 
 def test_the_run_trains_on_the_pinned_sources_latents_with_latent_clusters(runs, shared_cache):
-    loaded = load_run(runs / "ld")
+    loaded = load_run(runs / "latent-deae")
     cfg = loaded.cfg
     assert cfg.model.source.run == str((runs / "ae").resolve()) and cfg.model.source.step == 24
     assert cfg.data.name == "digits" and cfg.data.limit == 96  # the source's data
-    info = json.loads((runs / "ld" / "run.json").read_text())
+    info = json.loads((runs / "latent-deae" / "run.json").read_text())
     assert info["dataset"]["kind"] == "latents" and info["dataset"]["count"] == 96
     assert (info["dataset"]["channels"], info["dataset"]["resolution"]) == (4, 4)
     assert info["task"]["source"]["model_type"] == "ae" and info["task"]["latent_shape"] == [4, 4, 4]
@@ -69,13 +55,13 @@ def test_the_run_trains_on_the_pinned_sources_latents_with_latent_clusters(runs,
     assert isinstance(latents, LatentDataset)
     assert info["task"]["latent_scale"] == pytest.approx(1 / latents.std(), rel=1e-5)
     # the clustered code groups the latents, not the pixels
-    state = load_checkpoint(runs / "ld" / "checkpoints" / "step_0000040.safetensors")[0]
+    state = load_checkpoint(runs / "latent-deae" / "checkpoints" / "step_0000040.safetensors")[0]
     np.testing.assert_array_equal(state["clusters"].numpy(), kmeans_clusters(latents.latents.numpy(), 4, seed=0))
     assert loaded.task.net.out_resolution == 4 and loaded.task.net.resolution == 32  # latent out, 32 px code
 
 
 def test_samples_and_reconstructions_are_images_from_the_source_decoder(runs, shared_cache, tmp_path):
-    task = load_run(runs / "ld").task
+    task = load_run(runs / "latent-deae").task
     ae = load_run(runs / "ae").task
     s = task.sample(6, seed=2)
     assert s.shape == (6, 1, 16, 16) and s.min() >= -1 and s.max() <= 1
@@ -85,12 +71,12 @@ def test_samples_and_reconstructions_are_images_from_the_source_decoder(runs, sh
     torch.testing.assert_close(task.reconstruct([0, 5, 7]), ae.decode(raw / task.latent_scale))
     assert task.interpolate(pairs=2, steps=3).shape == (6, 1, 16, 16)
     assert task.encode_fresh(5, seed=0).shape == (5, 32)  # the pattern latent a GAN can be fed
-    assert main(["reconstruct", str(runs / "ld"), "--indices", "0-3", "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["reconstruct", str(runs / "latent-deae"), "--indices", "0-3", "--out", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
 def test_plateau_is_read_in_latent_space_and_in_pixels(runs):
-    recs = [json.loads(line) for line in (runs / "ld" / "metrics.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (runs / "latent-deae" / "metrics.jsonl").read_text().splitlines()]
     for r in recs:
         records.check(r)
     diags = [r for r in recs if r["kind"] == "diagnostic"]
@@ -119,7 +105,7 @@ def test_resume_is_exact_and_an_image_term_trains_through_the_frozen_decoder(run
     latentforge.train("latent-deae", steps=40, out=part, preset="tiny", progress=False, overrides=overrides,
                       until_step=20)
     latentforge.train("latent-deae", out=part, resume=True, progress=False)
-    np.testing.assert_allclose(train_losses(part), train_losses(runs / "ld"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(train_losses(part), train_losses(runs / "latent-deae"), rtol=1e-5, atol=1e-7)
 
     ae_before = {k: v.clone() for k, v in load_run(runs / "ae").task.decoder.state_dict().items()}
     res = latentforge.train("latent-deae", steps=6, out=tmp_path / "img", preset="tiny", progress=False,
@@ -136,14 +122,14 @@ def test_config_refuses_image_augmentation_and_a_source_that_is_not_an_autoencod
     with pytest.raises(ConfigError, match="nothing to train on"):
         build_config("tiny", None, ["model.latent_loss_weight=0"], model_type="latent-deae")
     with pytest.raises(ConfigError, match="needs an autoencoder run"):
-        LatentDeAETask.prepare(build_config("tiny", None, [f"model.source.run={runs / 'ld'}"],
+        LatentDeAETask.prepare(build_config("tiny", None, [f"model.source.run={runs / 'latent-deae'}"],
                                             model_type="latent-deae"), progress=False)
 
 
 def test_a_gan_can_be_fed_the_latent_deaes_pattern_latent(runs, shared_cache, tmp_path):
     res = latentforge.train("dcgan", data="digits", steps=3, out=tmp_path / "gan", preset="tiny", progress=False,
                             overrides=["data.resolution=16", "data.limit=96", "model.latent.kind=deae",
-                                       f"model.latent.source.run={runs / 'ld'}",
+                                       f"model.latent.source.run={runs / 'latent-deae'}",
                                        "train.batch_size=16", "train.sample_every=1000", "train.grid_size=4"])
     info = json.loads((tmp_path / "gan" / "run.json").read_text())
     assert info["dataset"]["kind"] == "images" and info["dataset"]["resolution"] == 16

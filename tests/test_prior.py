@@ -14,7 +14,7 @@ from latentforge.data.latent_cache import latent_cache_key
 from latentforge.errors import CheckpointError, ConfigError
 from latentforge.tasks.prior import PriorTask
 from latentforge.utils.checkpoint import load_checkpoint
-from conftest import AE_TINY, train_losses
+from conftest import train_losses, train_on_a_source
 
 PRIOR_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=10",
               "train.keep_checkpoints=10", "train.grid_size=4", "model.sample_steps=4"]
@@ -23,21 +23,7 @@ PRIOR_TINY = ["train.batch_size=16", "train.log_every=1", "train.sample_every=10
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A 24-step DAE on 96 digits at 16 px (4x4x4 latents) and a 30-step prior on its latents."""
-    root = tmp_path_factory.mktemp("prior")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LATENTFORGE_CACHE", str(root / "cache"))
-    latentforge.train("dae", data="digits", steps=24, out=root / "dae", preset="tiny", progress=False,
-                      overrides=AE_TINY)
-    latentforge.train("prior", steps=30, out=root / "prior", preset="tiny", progress=False,
-                      overrides=[f"model.source.run={root / 'dae'}", *PRIOR_TINY])
-    yield root
-    mp.undo()
-
-
-@pytest.fixture
-def shared_cache(runs, monkeypatch):
-    monkeypatch.setenv("LATENTFORGE_CACHE", str(runs / "cache"))
-    return runs / "cache"
+    return train_on_a_source(tmp_path_factory.mktemp("prior"), "dae", "prior", 30, PRIOR_TINY)
 
 
 def test_the_run_pins_its_source_and_trains_on_cached_latents(runs, shared_cache):
