@@ -111,6 +111,25 @@ def test_cluster_variant_trains_and_reloads(tmp_path):
     assert task.sample(4).shape == (4, 1, 16, 16)
 
 
+def test_a_clustered_deae_resumes_from_its_saved_ids_and_only_on_its_own_data(tmp_path, monkeypatch):
+    over = TINY + ["model.mask_clusters=4", "data.limit=40", "train.checkpoint_every=2"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    latentforge.train("deae", data="digits", steps=4, out=full, preset="tiny", progress=False, overrides=over)
+    latentforge.train("deae", data="digits", steps=4, out=part, preset="tiny", progress=False, overrides=over,
+                      until_step=2)
+
+    def no_kmeans(*args, **kwargs):
+        raise AssertionError("k-means ran again on resume")
+    monkeypatch.setattr("latentforge.tasks.deae.kmeans_clusters", no_kmeans)
+    latentforge.train("deae", out=part, resume=True, progress=False)
+    np.testing.assert_allclose(train_losses(part), train_losses(full), rtol=1e-5, atol=1e-7)
+    assert np.array_equal(load_run(part).task.patterns.clusters, load_run(full).task.patterns.clusters)
+    before = (part / "metrics.jsonl").read_text()
+    with pytest.raises(latentforge.errors.DataError, match="began on 40 images of digits, there are now 4[1-9]"):
+        latentforge.train("deae", out=part, steps=6, resume=True, progress=False, overrides=["data.limit=48"])
+    assert (part / "metrics.jsonl").read_text() == before  # nothing of the run was touched
+
+
 def test_subcluster_variant_trains_and_reloads(tmp_path):
     out = tmp_path / "r"
     latentforge.train("deae", data="digits", steps=3, out=out, preset="tiny", progress=False,

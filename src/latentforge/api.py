@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from latentforge.data.protocol import TrainingData
 from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.tasks import LoadedRun, build_task, load_run, task_class
 from latentforge.train import distributed
-from latentforge.train.loop import FitResult, Trainer, resolve_device
+from latentforge.train.loop import FitResult, Trainer, check_compatible, resolve_device
 from latentforge.train.run_dir import RunDir
 from latentforge.train.task import DataShape, TrainTask
 from latentforge.utils.io import ensure_writable
@@ -94,11 +95,12 @@ def train(
         print(chosen_note, flush=True)
     cfg, dataset = task_class(cfg.model_type).prepare(cfg, progress=progress)
     check_enough_data(dataset, cfg.train.batch_size, progress)
+    saved_state = resumed_state(run, cfg, dataset) if resume else None
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     note = task_class(cfg.model_type).setup_note(cfg, len(dataset))
-    if note and progress:
+    if note and progress and saved_state is None:
         print(note, flush=True)
-    task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset)
+    task = build_task(cfg, device, DataShape.of(dataset), dataset=dataset, state=saved_state)
     distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     if world.is_main:
         run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
@@ -125,6 +127,25 @@ def check_enough_data(dataset: TrainingData, batch_size: int, progress: bool) ->
                         f"share too)")
     if n < batch_size and progress:
         print(f"note: the batch shrinks from {batch_size} to {n}: the data has only {n} {dataset.kind}", flush=True)
+
+
+def resumed_state(run: RunDir, cfg: Any, dataset: TrainingData) -> dict[str, Any] | None:
+    """The state of the checkpoint a run resumes from, checked first against the config and the data it began
+    with, so that what a task fitted to its data (a DeAE's k-means ids, a GAN's latent distribution) is read back
+    rather than fitted again. None: the run has no checkpoint yet (it starts over)."""
+    began = run.read_info().get("dataset", {}).get("count")
+    if began is not None and began != len(dataset):  # a DeAE's patterns and the data order are per example
+        raise DataError(f"cannot resume {run.root}: it began on {began:,} {dataset.kind} of {dataset.name}, there are "
+                        f"now {len(dataset):,} (added or removed?): restore them, or train a new run (--out NEW)")
+    with warnings.catch_warnings():  # a damaged latest checkpoint is reported once, when the loop restores
+        warnings.simplefilter("ignore")
+        good = run.load_good_checkpoint()
+    if good is None:
+        return None
+    _, path, state, info = good
+    check_compatible(cfg.model_dump(mode="json"), info.get("config", {}), path,
+                     ignore=task_class(cfg.model_type).non_structural_keys)
+    return state
 
 
 def default_preset() -> str:

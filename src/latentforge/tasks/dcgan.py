@@ -92,7 +92,7 @@ class DCGANTask(TrainTask):
                               f"({dataset.name})", stacklevel=2)
             encoder, record = (lambda n, s: resolved.task.encode_fresh(n, s)), resolved.record
         latent = make_latent(lc, seed, encoder, record)
-        if saved is not None and dataset is None:
+        if saved is not None:  # a loaded or resumed run: fitted when it began
             latent.load_state_dict(saved)
         elif dataset is not None and kind.fitted:
             with torch.random.fork_rng(devices=[]):

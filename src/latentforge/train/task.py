@@ -109,8 +109,8 @@ class TrainTask(ABC):
                      state: dict[str, Any] | None = None) -> dict[str, Any]:
         """What the task is built from besides its config and data shape, made before it is constructed: runs it
         builds on (resolved, their checkpoints hash-checked) and what is fitted to the training images (k-means
-        cluster ids, a generator's latent distribution). A new run fits on `dataset`; a loaded run reads the fitted
-        values back from its checkpoint's `state`. Default: nothing."""
+        cluster ids, a generator's latent distribution). A new run fits on `dataset`; a loaded or resumed run reads the
+        fitted values back from its checkpoint's `state` (when both are given, `state` wins). Default: nothing."""
         return {}
 
     @classmethod
