@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import write_record  # noqa: E402
+from _record import cell, print_table as print_rows, write_record  # noqa: E402
 from _workers import add_pool_arguments, mean_std, run_cells  # noqa: E402
 from deae_vs_dcgan import keep_samples  # noqa: E402
 
@@ -253,25 +253,24 @@ def pixel_rows(budgets: list[float]) -> list[dict]:
 
 
 def print_table(summary: list[dict]) -> None:
-    head = (f"{'data':<6} {'budget':>6} {'AE':>3} {'method':<15} {'n':>2} {'FID':>13} {'KID':>6} {'recall':>6} "
-            f"{'cover':>5} {'copies':>11} {'NN':>5} {'plateau s':>9} {'img/s':>6} {'smp/s':>6} {'params':>7}")
-    print(head + "\n" + "-" * len(head))
-
-    def num(r, k, fmt):
-        return format(r[k], fmt) if r.get(k) is not None else "-"
-    for r in summary:
-        ae = {True: "in", False: "out", None: ""}[r["ae_counted"]]
-        fid = f"{r['fid']:.1f}±{r['fid_std']:.1f}" if r.get("fid") is not None else "-"
-        copies = f"{num(r, 'near_copy_fraction', '.3f')}/{num(r, 'heldout_near_copy_fraction', '.3f')}"
-        print(f"{r['dataset']:<6} {r['budget_s']:>6.0f} {ae:>3} {r['method']:<15} {r['seeds']:>2} {fid:>13} "
-              f"{num(r, 'kid', '.3f'):>6} {num(r, 'recall', '.2f'):>6} {num(r, 'coverage', '.2f'):>5} {copies:>11} "
-              f"{num(r, 'nn_feature_ratio_vs_heldout', '.2f'):>5} {num(r, 'plateau_exit_s', '.0f'):>9} "
-              f"{num(r, 'train_img_per_s', '.0f'):>6} {num(r, 'sample_img_per_s', '.0f'):>6} "
-              f"{num(r, 'parameters', '.2e'):>7}" + ("  MEMORISES" if r.get("memorised") else ""))
-    if summary:
-        print(f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; AE in: the budget "
-              f"includes the autoencoder's training, out: it does not; copies = near-copy fraction of samples / of "
-              f"held-out images")
+    print_rows(summary, [
+        ("data", "<6", lambda r: r["dataset"]), ("budget", ">6", lambda r: f"{r['budget_s']:.0f}"),
+        ("AE", ">3", lambda r: {True: "in", False: "out", None: ""}[r["ae_counted"]]),
+        ("method", "<17", lambda r: r["method"]), ("n", ">2", lambda r: str(r["seeds"])),
+        ("FID", ">13", lambda r: f"{r['fid']:.1f}±{r['fid_std']:.1f}" if r.get("fid") is not None else "-"),
+        ("KID", ">6", lambda r: cell(r, "kid", ".3f")), ("recall", ">6", lambda r: cell(r, "recall", ".2f")),
+        ("cover", ">5", lambda r: cell(r, "coverage", ".2f")),
+        ("copies", ">11", lambda r: f"{cell(r, 'near_copy_fraction', '.3f')}/"
+                                    f"{cell(r, 'heldout_near_copy_fraction', '.3f')}"),
+        ("NN", ">5", lambda r: cell(r, "nn_feature_ratio_vs_heldout", ".2f")),
+        ("plateau s", ">9", lambda r: cell(r, "plateau_exit_s", ".0f")),
+        ("img/s", ">6", lambda r: cell(r, "train_img_per_s", ".0f")),
+        ("smp/s", ">6", lambda r: cell(r, "sample_img_per_s", ".0f")),
+        ("params", ">8", lambda r: cell(r, "parameters", ".2e"))],
+        flag=lambda r: "  MEMORISES" if r.get("memorised") else "",
+        footer=f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; AE in: the budget "
+               f"includes the autoencoder's training, out: it does not; copies = near-copy fraction of samples / of "
+               f"held-out images")
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import write_record  # noqa: E402
+from _record import cell, print_table as print_rows, write_record  # noqa: E402
 from _workers import add_pool_arguments, mean_std, run_cells  # noqa: E402
 from deae_vs_dcgan import keep_samples  # noqa: E402
 
@@ -160,19 +160,19 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def print_table(summary: list[dict]) -> None:
-    head = (f"{'set':<10} {'budget':>6} {'model':<10} {'n':>2} {'steps':>6} {'FID':>15} {'vs':>8} {'KID':>7} "
-            f"{'recall':>6} {'cover':>6} {'copies':>13} {'NN ratio':>8} {'distinct':>8}")
-    print(head + "\n" + "-" * len(head))
-    for r in summary:
-        fid = f"{r['fid_shown']:.1f}±{r['fid_shown_std']:.1f}"
-        copies = f"{r['near_copy_fraction']:.3f}/{r['heldout_near_copy_fraction'] or 0:.3f}"
-        print(f"{r['set']:<10} {r['budget_s']:>6.0f} {r['model']:<10} {r['seeds']:>2} {r['steps']:>6} {fid:>15} "
-              f"{r['fid_reference']:>8} {r['kid']:>7.3f} {r['recall']:>6.2f} {r['coverage']:>6.2f} {copies:>13} "
-              f"{r['nn_feature_ratio_vs_heldout'] or float('nan'):>8.2f} {r['sample_distinct_fraction']:>8.2f}"
-              + ("  MEMORISES" if r["memorised"] else ""))
-    if summary:
-        print(f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; copies = near-copy "
-              f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
+    print_rows(summary, [
+        ("set", "<10", lambda r: r["set"]), ("budget", ">6", lambda r: f"{r['budget_s']:.0f}"),
+        ("model", "<10", lambda r: r["model"]), ("n", ">2", lambda r: str(r["seeds"])),
+        ("steps", ">6", lambda r: str(r["steps"])),
+        ("FID", ">15", lambda r: f"{r['fid_shown']:.1f}±{r['fid_shown_std']:.1f}"),
+        ("vs", ">8", lambda r: r["fid_reference"]), ("KID", ">7", lambda r: cell(r, "kid", ".3f")),
+        ("recall", ">6", lambda r: cell(r, "recall", ".2f")), ("cover", ">6", lambda r: cell(r, "coverage", ".2f")),
+        ("copies", ">13", lambda r: f"{r['near_copy_fraction']:.3f}/{r['heldout_near_copy_fraction'] or 0:.3f}"),
+        ("NN ratio", ">8", lambda r: cell(r, "nn_feature_ratio_vs_heldout", ".2f")),
+        ("distinct", ">8", lambda r: cell(r, "sample_distinct_fraction", ".2f"))],
+        flag=lambda r: "  MEMORISES" if r["memorised"] else "",
+        footer=f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; copies = near-copy "
+               f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
 
 
 def plot_curves(summary: list[dict], path: Path) -> Path | None:
