@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from latentforge.config import DataConfig, build_config
+from latentforge.config import DataConfig, RunConfig, build_config
 from latentforge.data.dataset import ImageDataset, load_dataset
 from latentforge.data.fetch import default_cache_dir
 from latentforge.data.protocol import TrainingData
@@ -129,7 +129,7 @@ def check_enough_data(dataset: TrainingData, batch_size: int, progress: bool) ->
         print(f"note: the batch shrinks from {batch_size} to {n}: the data has only {n} {dataset.kind}", flush=True)
 
 
-def resumed_state(run: RunDir, cfg: Any, dataset: TrainingData) -> dict[str, Any] | None:
+def resumed_state(run: RunDir, cfg: RunConfig, dataset: TrainingData) -> dict[str, Any] | None:
     """The state of the checkpoint a run resumes from, checked first against the config and the data it began
     with, so that what a task fitted to its data (a DeAE's k-means ids, a GAN's latent distribution) is read back
     rather than fitted again. None: the run has no checkpoint yet (it starts over)."""
