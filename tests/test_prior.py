@@ -115,6 +115,6 @@ def test_a_prior_needs_an_autoencoder_source(runs, shared_cache, tmp_path, capsy
         latentforge.train("prior", steps=2, out=tmp_path / "c", preset="tiny", progress=False,
                           overrides=[f"model.source.run={runs / 'dae'}", "model.widths=[8,8,8,8]"])
     assert main(["train", "deae", "--from", str(runs / "dae"), "--out", str(tmp_path / "d")]) == 2
-    assert "--from is for models that build on another run" in capsys.readouterr().err
+    assert "--from is for models that build on another run (prior, latent-deae), not deae" in capsys.readouterr().err
     assert main(["train", "prior", "--from", str(runs / "dae"), "--data", "mnist", "--out", str(tmp_path / "e")]) == 2
     assert "--data cannot be combined with --from" in capsys.readouterr().err

@@ -58,6 +58,10 @@ def _preset_help() -> str:
             + " (default: paper on a GPU, cpu on a CPU)")
 
 
+def _builds_on_a_run() -> list[str]:
+    return [m for m, entry in MODELS.items() if entry.builds_on_a_run]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="latentforge", description="Latent-space generative modeling of images.",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         f"{name}: {entry.summary}" for name, entry in MODELS.items()))
     t.add_argument("--data", help="built-in dataset name (see `latentforge datasets`) or a folder / .npy / .npz")
     t.add_argument("--from", dest="from_run", metavar="RUNDIR",
-                   help="the run this model builds on (prior, latent-deae: the autoencoder whose latents it "
-                        "learns; its data too)")
+                   help=f"the run this model builds on ({', '.join(_builds_on_a_run())}: the autoencoder whose "
+                        "latents it learns; its data too)")
     t.add_argument("--steps", type=POSITIVE, help="total optimizer steps (default: the preset's)")
     t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     t.add_argument("--preset", help=_preset_help())
@@ -192,13 +196,12 @@ def _parse_indices(text: str) -> list[int]:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from latentforge.api import train
-    from latentforge.config import config_keys
 
     overrides = a.overrides
     if a.from_run:
-        if "model.source.run" not in config_keys(a.model):
-            users = ", ".join(m for m in MODELS if "model.source.run" in config_keys(m))
-            raise LatentforgeError(f"--from is for models that build on another run ({users}), not {a.model}")
+        if a.model not in _builds_on_a_run():
+            raise LatentforgeError(f"--from is for models that build on another run "
+                                   f"({', '.join(_builds_on_a_run())}), not {a.model}")
         if a.data:
             raise LatentforgeError("--data cannot be combined with --from: the model uses its source run's data")
         overrides = [f"model.source.run={a.from_run}", *overrides]

@@ -21,6 +21,11 @@ class ModelEntry:
     presets: dict[str, dict[str, Any]]  # named partial configs: `paper` (the reference recipe) and those merged onto it
     summary: str  # one line for `latentforge train --help`
 
+    @property
+    def builds_on_a_run(self) -> bool:
+        """Whether the model learns from another run (its `source`: `train MODEL --from RUN`)."""
+        return "source" in self.config.model_fields
+
 
 _CPU_LOSS = {"pixel": "mse", "perceptual": "laplacian"}  # no LPIPS weights needed, a fraction of its cost
 

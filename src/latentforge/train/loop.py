@@ -27,7 +27,7 @@ from latentforge.data.staging import stage
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
 from latentforge.train import compiling, distributed
 from latentforge.train.precision import resolve_precision
-from latentforge.train.run_dir import RunDir
+from latentforge.train.run_dir import LoadedCheckpoint, RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import save_checkpoint
 from latentforge.utils.images import save_grid
@@ -137,18 +137,18 @@ class Trainer:
             self.run.prune_checkpoints(self.cfg.keep_checkpoints)
         distributed.barrier()  # no rank goes on (or reads it on resume) before the checkpoint is in place
 
-    def restore(self) -> int:
+    def restore(self, checkpoint: LoadedCheckpoint | None) -> int:
+        """Continue from `checkpoint`, loaded and checked against the config by the caller before the task was
+        built (api.resumed_checkpoint): one read of the file per resume. None: the run was killed before its
+        first checkpoint and starts over, forgetting that session's log."""
         if self.main:
             self.run.remove_stale_temporaries()
         distributed.barrier()
-        good = self.run.load_good_checkpoint()
-        if good is None:  # killed before its first checkpoint: start over, forgetting that session's log
+        if checkpoint is None:
             if self.main and self.run.metrics_path.is_file():
                 self.run.truncate_metrics(0)
             return 0
-        step, path, state, info = good
-        check_compatible(self.task.cfg.model_dump(mode="json"), info.get("config", {}), path,
-                         ignore=self.task.non_structural_keys)
+        step, path, state, info = checkpoint
         try:
             self.task.load_state_dict(state)
         except (RuntimeError, KeyError, ValueError) as e:
@@ -164,10 +164,12 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, until_step: int | None = None,
-            on_step: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
-        """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns."""
+            on_step: Callable[[int, dict[str, float]], None] | None = None,
+            checkpoint: LoadedCheckpoint | None = None) -> FitResult:
+        """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns.
+        resume: continue from `checkpoint` (see `restore`)."""
         cfg, task = self.cfg, self.task
-        start = self.restore() if resume else 0
+        start = self.restore(checkpoint) if resume else 0
         if resume and self.main:  # accepted: only now may the config change (a refused resume leaves it as it was)
             task.cfg.save(self.run.config_path)
             self.run.open_events(purge_step=start + 1)

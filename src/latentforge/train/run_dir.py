@@ -22,6 +22,7 @@ from latentforge.errors import CheckpointError
 from latentforge.train.events import EventLog
 
 _CKPT = re.compile(r"step_(\d+)\.safetensors$")
+LoadedCheckpoint = tuple[int, Path, dict[str, Any], dict[str, Any]]  # (step, path, state, info) as loaded
 
 
 class RunDir:
@@ -64,7 +65,7 @@ class RunDir:
         found = self.list_checkpoints()
         return found[-1] if found else None
 
-    def load_good_checkpoint(self, step: int | None = None) -> tuple[int, Path, dict[str, Any], dict[str, Any]] | None:
+    def load_good_checkpoint(self, step: int | None = None) -> LoadedCheckpoint | None:
         """(step, path, state, info) of checkpoint `step`, or of the latest one that loads: a damaged latest file
         (a kill during a copy, a bad disk) falls back to the one before it, with a warning. None: no checkpoint."""
         from latentforge.utils.checkpoint import CorruptCheckpointError, load_checkpoint
