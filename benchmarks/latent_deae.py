@@ -1,5 +1,7 @@
 """Latent DeAE vs the diffusion prior on the same frozen autoencoder, at equal wall-clock budgets with the
-autoencoder's own training time counted, beside the pixel DeAE and DCGAN rows of deae_vs_dcgan (re-judged).
+autoencoder's own training time counted, beside the pixel DeAE and DCGAN rows of deae_vs_dcgan by the same judge
+(emoji: results/deae_vs_dcgan_rejudged.json; MNIST: results/deae_vs_dcgan_mnist.json, from
+`deae_vs_dcgan.py --datasets mnist --seeds 0,1 --out results/deae_vs_dcgan_mnist.json`).
 
 Per (dataset, seed), 32x32, one thread per run:
   1. an `ae` (cpu preset: 4x8x8 latent) trains for --ae-budget seconds;
@@ -38,6 +40,7 @@ from deae_vs_dcgan import keep_samples  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latent_deae.json"
 REJUDGED = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan_rejudged.json"
+PIXEL_MNIST = Path(__file__).resolve().parent / "results" / "deae_vs_dcgan_mnist.json"
 METHODS = {  # benchmark name: (model type, overrides on its cpu preset)
     "latent-deae": ("latent-deae", []),
     "prior": ("prior", []),
@@ -235,13 +238,17 @@ def aggregate(rows: list[dict], budgets: list[float]) -> list[dict]:
 
 
 def pixel_rows(budgets: list[float]) -> list[dict]:
-    """The pixel DeAE and DCGAN rows at these budgets from deae_vs_dcgan, as re-judged (effnet), mean over seeds."""
-    if not REJUDGED.is_file():
-        return []
+    """The pixel DeAE and DCGAN rows at these budgets from deae_vs_dcgan, mean over seeds: the emoji runs as
+    re-judged (rejudge.py), the MNIST runs judged directly by the same network when they ran."""
+    found = []
+    if REJUDGED.is_file():
+        found += [r | r["rejudged"] for r in json.loads(REJUDGED.read_text())["rows"] if "rejudged" in r]
+    if PIXEL_MNIST.is_file():
+        found += json.loads(PIXEL_MNIST.read_text())["rows"]
     groups: dict[tuple, list[dict]] = {}
-    for r in json.loads(REJUDGED.read_text())["rows"]:
-        if r["budget_s"] in budgets and "rejudged" in r:
-            groups.setdefault((r["dataset"], r["budget_s"], r["model"]), []).append(r["rejudged"])
+    for r in found:
+        if r["budget_s"] in budgets and r["feature_network"].startswith("effnet"):
+            groups.setdefault((r["dataset"], r["budget_s"], r["model"]), []).append(r)
     out = []
     for (d, b, m), rs in sorted(groups.items()):
         row = {"dataset": d, "budget_s": b, "ae_counted": None, "method": f"{m} (pixels)", "seeds": len(rs),
