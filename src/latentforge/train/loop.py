@@ -145,6 +145,9 @@ class Trainer:
             self.run.remove_stale_temporaries()
         distributed.barrier()
         if checkpoint is None:
+            if self.run.list_checkpoints():  # a caller that did not load it must not start over on a saved run
+                raise CheckpointError(f"{self.run.root} has checkpoints: resume through latentforge.train "
+                                      "(api.resumed_checkpoint loads and checks the latest one)")
             if self.main and self.run.metrics_path.is_file():
                 self.run.truncate_metrics(0)
             return 0
