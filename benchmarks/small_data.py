@@ -159,6 +159,51 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return out
 
 
+def whole_set_rows(summary: list[dict]) -> list[dict]:
+    """The whole built-in sets' points at the same budgets, from deae_vs_dcgan (DeAE `cpu` vs plain DCGAN `cpu`,
+    2 seeds, the same judge, FID against held-out images), as rows of this table named `emoji-3331`, `mnist-8982`:
+    the far end of the FID-vs-size curve."""
+    from latent_deae import pixel_rows
+
+    from latentforge import load_dataset
+    from latentforge.config import DataConfig
+
+    datasets = {set_parts(r["set"])[0] for r in summary}
+    budgets = sorted({r["budget_s"] for r in summary})
+    sizes: dict[str, int] = {}
+    out = []
+    for r in pixel_rows(budgets):
+        if r["dataset"] not in datasets:
+            continue
+        if r["dataset"] not in sizes:
+            sizes[r["dataset"]] = len(load_dataset(DataConfig(name=r["dataset"], resolution=RESOLUTION)))
+        out.append({"set": f"{r['dataset']}-{sizes[r['dataset']]}", "budget_s": r["budget_s"],
+                    "model": r["method"].split()[0], "seeds": r["seeds"], "fid_shown": r["fid"],
+                    "fid_shown_std": r["fid_std"], "fid_reference": "held-out", "feature_network": r["feature_network"],
+                    "source": "deae_vs_dcgan"})
+    return out
+
+
+def crossovers(summary: list[dict], gans: tuple[str, ...] = ("dcgan", "dcgan-da")) -> list[dict]:
+    """Per dataset and budget, the set sizes where DeAE and a GAN were both measured, whether DeAE's FID is the
+    lower one (against the best GAN of that cell), and the crossover: the smallest size at which DeAE stops winning
+    (None while it wins at every measured size)."""
+    out = []
+    for data, budget in sorted({(set_parts(r["set"])[0], r["budget_s"]) for r in summary}):
+        cells = []
+        for size in sorted({set_parts(r["set"])[1] for r in summary if set_parts(r["set"])[0] == data}):
+            here = {r["model"]: r["fid_shown"] for r in summary
+                    if r["set"] == f"{data}-{size}" and r["budget_s"] == budget and r["fid_shown"] is not None}
+            rivals = {m: f for m, f in here.items() if m in gans}
+            if "deae" in here and rivals:
+                gan = min(rivals, key=rivals.get)
+                cells.append({"size": size, "deae": here["deae"], "gan": gan, "gan_fid": rivals[gan],
+                              "deae_wins": here["deae"] < rivals[gan]})
+        lost = [c["size"] for c in cells if not c["deae_wins"]]
+        out.append({"dataset": data, "budget_s": budget, "sizes": cells, "crossover_size": lost[0] if lost else None})
+    return out
+
+
 def print_table(summary: list[dict]) -> None:
     print_rows(summary, [
         ("set", "<10", lambda r: r["set"]), ("budget", ">6", lambda r: f"{r['budget_s']:.0f}"),
@@ -176,8 +221,9 @@ def print_table(summary: list[dict]) -> None:
 
 
 def plot_curves(summary: list[dict], path: Path) -> Path | None:
-    """FID against training-set size, one panel per dataset, a line per model and budget (the ~100-image points are
-    FID against the training images, the others against held-out images: marked hollow)."""
+    """FID against training-set size, one panel per dataset, a line per model and budget (dashed 10 min, solid 30,
+    dotted 60). The ~100-image points are FID against the training images (hollow), the others against held-out
+    images (filled)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,8 +238,9 @@ def plot_curves(summary: list[dict], path: Path) -> Path | None:
         for model, budget in sorted({(r["model"], r["budget_s"]) for r in rows}):
             pts = sorted((set_parts(r["set"])[1], r["fid_shown"], r["fid_reference"]) for r in rows
                          if r["model"] == model and r["budget_s"] == budget)
-            color = f"C{list(MODELS).index(model)}"  # colour: the model; line: the budget (dashed 10 min)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-" if budget >= 1800 else "--", color=color,
+            color = f"C{list(MODELS).index(model)}"  # colour: the model; line: the budget
+            line = "--" if budget < 1800 else "-" if budget < 3600 else ":"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], line, color=color,
                     label=f"{model}, {budget / 60:.0f} min")
             for size, fid, ref in pts:
                 ax.plot(size, fid, "o", color=color, fillstyle="none" if ref == "train" else "full")
@@ -246,11 +293,18 @@ def main() -> None:
     rows = collect(run_root)
     summary = aggregate(rows)
     print_table(summary)
-    png = plot_curves(summary, args.out.with_name(args.out.stem + "_fid_vs_size.png"))
+    whole = whole_set_rows(summary)
+    crossing = crossovers(summary + whole)
+    for c in crossing:
+        sizes = ", ".join(f"{x['size']}: {x['deae']:.0f} vs {x['gan_fid']:.0f} ({x['gan']})" for x in c["sizes"])
+        where = f"DeAE stops winning at {c['crossover_size']}" if c["crossover_size"] else "DeAE wins at every size"
+        print(f"{c['dataset']}, {c['budget_s'] / 60:.0f} min: {where} (DeAE vs best GAN FID, {sizes})")
+    png = plot_curves(summary + whole, args.out.with_name(args.out.stem + "_fid_vs_size.png"))
     write_record("small_data", args.out, load0, wall_s=round(time.time() - t0, 1), runs=str(run_root),
                  settings={k: v for k, v in vars(args).items() if k not in ("out", "collect", "runs")},
                  subsets={"seed": SUBSET_SEED, "category": CATEGORY, "resolution": RESOLUTION},
-                 rows=rows, summary=summary, plot=png.name if png else None)
+                 rows=rows, summary=summary, whole_sets=whole, crossovers=crossing,
+                 plot=png.name if png else None)
 
 
 if __name__ == "__main__":
