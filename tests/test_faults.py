@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,10 +15,8 @@ import torch
 import latentforge
 from latentforge.api import load_run
 from latentforge.cli.main import main
-from latentforge.errors import CheckpointError, TrainingDiverged
+from latentforge.errors import TrainingDiverged
 from latentforge.tasks.deae import DeAETask
-from latentforge.train.loop import Trainer
-from latentforge.train.run_dir import RunDir
 from latentforge.utils.checkpoint import CorruptCheckpointError, load_checkpoint
 from conftest import train_losses
 
@@ -67,10 +64,6 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path):
         assert load_run(out).step == 4
     with open(out / "metrics.jsonl", "a") as f:
         f.write('{"kind": "train", "step": 9, "lo')  # a torn last line, as a kill mid-write leaves it
-    lines = (out / "metrics.jsonl").read_text()
-    with pytest.raises(CheckpointError, match="has checkpoints"):  # a resume that skipped loading them keeps the run
-        Trainer.restore(SimpleNamespace(main=True, run=RunDir(out)), None)
-    assert (out / "metrics.jsonl").read_text() == lines
     with pytest.warns(UserWarning, match="falling back"):
         latentforge.train("deae", out=out, resume=True, progress=False)
     np.testing.assert_allclose(train_losses(out), train_losses(ref), rtol=1e-5, atol=1e-7)

@@ -16,7 +16,7 @@ from latentforge.errors import CheckpointError, ConfigError, DataError
 from latentforge.tasks import LoadedRun, build_task, load_run, task_class
 from latentforge.train import distributed
 from latentforge.train.loop import FitResult, Trainer, check_compatible, resolve_device
-from latentforge.train.run_dir import LoadedCheckpoint, RunDir
+from latentforge.train.run_dir import ResumePoint, RunDir
 from latentforge.train.task import DataShape, TrainTask
 from latentforge.utils.io import ensure_writable
 
@@ -94,8 +94,8 @@ def train(
         print(chosen_note, flush=True)
     cfg, dataset = task_class(cfg.model_type).prepare(cfg, progress=progress)
     check_enough_data(dataset, cfg.train.batch_size, progress)
-    checkpoint = resumed_checkpoint(run, cfg, dataset) if resume else None
-    saved_state = checkpoint[2] if checkpoint else None
+    resume_from = resumed_checkpoint(run, cfg, dataset) if resume else None
+    saved_state = resume_from.state if resume_from else None
     torch.manual_seed(cfg.train.seed)  # weight initialisation; everything later draws from (seed, step) generators
     note = task_class(cfg.model_type).setup_note(cfg, len(dataset))
     if note and progress and saved_state is None:
@@ -106,7 +106,7 @@ def train(
         run.create(None if resume else cfg)  # a resumed run's config is rewritten only once its checkpoint is accepted
     distributed.barrier()
     trainer = Trainer(task, dataset, run, progress=progress, bar=bar)
-    fit = trainer.fit(resume=resume, until_step=until_step, checkpoint=checkpoint)
+    fit = trainer.fit(resume_from, until_step=until_step)
     if not world.is_main:  # rank 0 writes the summary; the others only trained their shards
         return TrainResult(run.root, fit.step, {"kind": "summary", "step": fit.step, "rank": world.rank},
                            fit.interrupted)
@@ -129,11 +129,10 @@ def check_enough_data(dataset: TrainingData, batch_size: int, progress: bool) ->
         print(f"note: the batch shrinks from {batch_size} to {n}: the data has only {n} {dataset.kind}", flush=True)
 
 
-def resumed_checkpoint(run: RunDir, cfg: RunConfig, dataset: TrainingData) -> LoadedCheckpoint | None:
+def resumed_checkpoint(run: RunDir, cfg: RunConfig, dataset: TrainingData) -> ResumePoint:
     """The checkpoint a run resumes from, loaded once and checked against the config and the data it began with
     before the task is built, so that what a task fitted to its data (a DeAE's k-means ids, a GAN's latent
-    distribution) is read back rather than fitted again; the trainer restores from this same load. None: the run
-    has no checkpoint yet (it starts over)."""
+    distribution) is read back rather than fitted again; the trainer restores from this same load."""
     began = run.read_info().get("dataset", {}).get("count")
     if began is not None and began != len(dataset):  # a DeAE's patterns and the data order are per example
         raise DataError(f"cannot resume {run.root}: it began on {began:,} {dataset.kind} of {dataset.name}, there are "
@@ -143,7 +142,7 @@ def resumed_checkpoint(run: RunDir, cfg: RunConfig, dataset: TrainingData) -> Lo
         _, path, _, info = good
         check_compatible(cfg.model_dump(mode="json"), info.get("config", {}), path,
                          ignore=task_class(cfg.model_type).non_structural_keys)
-    return good
+    return ResumePoint(good)
 
 
 def default_preset() -> str:

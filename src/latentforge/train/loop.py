@@ -27,7 +27,7 @@ from latentforge.data.staging import stage
 from latentforge.errors import CheckpointError, ConfigError, LatentforgeError, TrainingDiverged
 from latentforge.train import compiling, distributed
 from latentforge.train.precision import resolve_precision
-from latentforge.train.run_dir import LoadedCheckpoint, RunDir
+from latentforge.train.run_dir import ResumePoint, RunDir
 from latentforge.train.task import Batch, TrainTask
 from latentforge.utils.checkpoint import save_checkpoint
 from latentforge.utils.images import save_grid
@@ -137,21 +137,18 @@ class Trainer:
             self.run.prune_checkpoints(self.cfg.keep_checkpoints)
         distributed.barrier()  # no rank goes on (or reads it on resume) before the checkpoint is in place
 
-    def restore(self, checkpoint: LoadedCheckpoint | None) -> int:
-        """Continue from `checkpoint`, loaded and checked against the config by the caller before the task was
-        built (api.resumed_checkpoint): one read of the file per resume. None: the run was killed before its
-        first checkpoint and starts over, forgetting that session's log."""
+    def restore(self, resume_from: ResumePoint) -> int:
+        """Continue from the checkpoint the caller loaded and checked against the config before the task was built
+        (api.resumed_checkpoint): one read of the file per resume. A run killed before its first checkpoint starts
+        over, forgetting that session's log."""
         if self.main:
             self.run.remove_stale_temporaries()
         distributed.barrier()
-        if checkpoint is None:
-            if self.run.list_checkpoints():  # a caller that did not load it must not start over on a saved run
-                raise CheckpointError(f"{self.run.root} has checkpoints: resume through latentforge.train "
-                                      "(api.resumed_checkpoint loads and checks the latest one)")
+        if resume_from.checkpoint is None:
             if self.main and self.run.metrics_path.is_file():
                 self.run.truncate_metrics(0)
             return 0
-        step, path, state, info = checkpoint
+        step, path, state, info = resume_from.checkpoint
         try:
             self.task.load_state_dict(state)
         except (RuntimeError, KeyError, ValueError) as e:
@@ -166,13 +163,13 @@ class Trainer:
         return int(state["step"])
 
     # --- the loop --------------------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, until_step: int | None = None,
-            on_step: Callable[[int, dict[str, float]], None] | None = None,
-            checkpoint: LoadedCheckpoint | None = None) -> FitResult:
+    def fit(self, resume_from: ResumePoint | None = None, until_step: int | None = None,
+            on_step: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
         """Train to cfg.steps (or stop early at `until_step`, as a job limit would). Ctrl-C saves and returns.
-        resume: continue from `checkpoint` (see `restore`)."""
+        resume_from: continue a run from there (see `restore`); None: a new run."""
         cfg, task = self.cfg, self.task
-        start = self.restore(checkpoint) if resume else 0
+        resume = resume_from is not None
+        start = self.restore(resume_from) if resume else 0
         if resume and self.main:  # accepted: only now may the config change (a refused resume leaves it as it was)
             task.cfg.save(self.run.config_path)
             self.run.open_events(purge_step=start + 1)

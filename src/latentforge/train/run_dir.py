@@ -13,6 +13,7 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ from latentforge.train.events import EventLog
 
 _CKPT = re.compile(r"step_(\d+)\.safetensors$")
 LoadedCheckpoint = tuple[int, Path, dict[str, Any], dict[str, Any]]  # (step, path, state, info) as loaded
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run goes on from, read once before its task is built (api.resumed_checkpoint) so that the
+    task and the trainer restore from the same load. checkpoint None: the run was killed before its first save and
+    starts over."""
+    checkpoint: LoadedCheckpoint | None
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        return self.checkpoint[2] if self.checkpoint else None
 
 
 class RunDir:
