@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import cell, print_table, write_record  # noqa: E402
-from small_data import heldout_for, set_parts  # noqa: E402
+from small_data import fid_reference, heldout_for  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pattern_sampling.json"
 RULES = ("frequency", "uniform")
@@ -39,15 +39,16 @@ def score_run(run: Path, n: int, features: str) -> list[dict]:
         raise SystemExit(f"{run} is not a DeAE with a clustered pattern code: the two rules draw alike there")
     train_set, held = load_dataset(loaded.cfg.data), heldout_for(set_name)
     extractor = resolve_features(features, train_set, held, progress=False)
-    vs_train = set_parts(set_name)[1] <= 100
+    reference = fid_reference(set_name)
     rows = []
     for rule in RULES:
         loaded.task.patterns.sampling = rule
         ev = evaluate(loaded.task.sample(n, seed=1), train_set, held, extractor, seed=1)
         rows.append({"run": run.name, "set": set_name, "step": loaded.step, "rule": rule,
                      "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
-                     "fid_reference": "train" if vs_train else "held-out",
-                     "fid_shown": ev["fid_train"] if vs_train else ev["fid"], **{k: ev.get(k) for k in KEYS}})
+                     "fid_reference": reference,
+                     "fid_shown": ev["fid_train"] if reference == "train" else ev["fid"],
+                     **{k: ev.get(k) for k in KEYS}})
     return rows
 
 
