@@ -19,6 +19,10 @@ ratio vs held-out, distinct fraction; a memorisation flag marks a model that rep
     python benchmarks/small_data.py --sets emoji-100 --models deae,dcgan-da --seeds 0 --runs RUNS   # one pair
     python benchmarks/small_data.py --sets mnist-100 --budgets 20,40 --n 200 --seeds 0   # smoke check
     python benchmarks/small_data.py --collect RUNS   # re-read finished runs into the table and JSON
+    python benchmarks/small_data.py --collect RUNS --earlier benchmarks/results/small_data.json   # plus the rows of
+        an earlier record whose run folders are gone (another machine); a cell found in RUNS replaces its rows
+    python benchmarks/small_data.py --grid RUNS/mnist-300-deae-s1/samples_1800s.npy \
+        RUNS/mnist-300-dcgan-da-s1/samples_1800s.npy OUT.png   # 32 kept samples of each, first above second
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import cell, print_table as print_rows, write_record  # noqa: E402
+from _record import cell, cpu_description, print_table as print_rows, write_record  # noqa: E402
 from _workers import add_pool_arguments, mean_std, run_cells  # noqa: E402
 from deae_vs_dcgan import keep_samples  # noqa: E402
 
@@ -133,6 +137,7 @@ def worker(args: argparse.Namespace) -> dict:
         keep_samples(loaded.task, out / f"samples_{budget:.0f}s.npy", args.n)
         diag = [r for r in map(json.loads, (out / "metrics.jsonl").open()) if r["kind"] == "diagnostic"]
         rows.append({"set": args.dataset, "model": args.model, "seed": args.seed, "budget_s": budget,
+                     "cpu": cpu_description(), "finished": time.strftime("%Y-%m-%d %H:%M"),
                      "train_s": round(spent, 1), "steps": res.step, "epochs": res.step * min(64, len(train_set))
                      / len(train_set), "n_train": len(train_set), "n_heldout": len(held),
                      "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
@@ -144,6 +149,15 @@ def worker(args: argparse.Namespace) -> dict:
 def collect(run_root: Path) -> list[dict]:
     """Rows of finished runs from their `small_data_rows.json` files (written by main as each run ends)."""
     return [r for p in sorted(run_root.glob("*/small_data_rows.json")) for r in json.loads(p.read_text())]
+
+
+def merge_earlier(rows: list[dict], earlier: dict) -> list[dict]:
+    """`rows` plus the rows of an earlier record for the cells (set, model, seed) `rows` lacks: run folders do not
+    outlive a machine, the record does. Each earlier row keeps the CPU it was measured on (a row without its own
+    'cpu' field was measured on the CPU its record names)."""
+    cells = {(r["set"], r["model"], r["seed"]) for r in rows}
+    return rows + [{**r, "cpu": r.get("cpu", earlier.get("cpu"))} for r in earlier.get("rows", [])
+                   if (r["set"], r["model"], r["seed"]) not in cells]
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -210,6 +224,18 @@ def crossovers(summary: list[dict], gans: tuple[str, ...] = ("dcgan", "dcgan-da"
     return out
 
 
+def pair_grid(top: Path, bottom: Path, png: Path, n: int = 32) -> None:
+    """The first n kept samples of two runs in one 8-wide grid, `top`'s rows above `bottom`'s: the look-at-it check
+    beside the table's figures."""
+    import numpy as np
+    import torch
+
+    from latentforge.utils.images import make_grid, save_png
+
+    images = torch.from_numpy(np.concatenate([np.load(top)[:n], np.load(bottom)[:n]])).float() / 127.5 - 1
+    save_png(make_grid(images, nrow=8, min_tile=96), png)
+
+
 def print_table(summary: list[dict]) -> None:
     print_rows(summary, [
         ("set", "<10", lambda r: r["set"]), ("budget", ">6", lambda r: f"{r['budget_s']:.0f}"),
@@ -270,8 +296,15 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="samples scored per evaluation (and kept as .npy)")
     p.add_argument("--features", default="effnet", help="evaluation feature network (latentforge eval --features)")
     p.add_argument("--collect", type=Path, default=None, help="only re-read the rows of finished runs in this folder")
+    p.add_argument("--earlier", type=Path, default=None,
+                   help="a record written before (this benchmark's JSON) whose rows fill the cells RUNS lacks")
+    p.add_argument("--grid", type=Path, nargs=3, metavar=("TOP_NPY", "BOTTOM_NPY", "PNG"), default=None,
+                   help="only draw two runs' kept samples in one grid (see pair_grid)")
     add_pool_arguments(p, DEFAULT_OUT, ("--model",))
     args = p.parse_args()
+    if args.grid:
+        pair_grid(*args.grid)
+        return
     if args.worker:
         print(json.dumps(worker(args)))
         return
@@ -297,6 +330,8 @@ def main() -> None:
     else:
         run_root = args.collect
     rows = collect(run_root)
+    if args.earlier is not None:
+        rows = merge_earlier(rows, json.loads(args.earlier.read_text()))
     summary = aggregate(rows)
     print_table(summary)
     whole = whole_set_rows(summary)

@@ -1,9 +1,10 @@
-"""The read-outs benchmarks derive from their tables (no training: rows are written by hand)."""
+"""The read-outs benchmarks derive from their tables and kept samples (no training: rows and samples are made by
+hand)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from small_data import crossovers  # noqa: E402
+from small_data import crossovers, merge_earlier, pair_grid  # noqa: E402
 
 
 def _row(set_name, model, fid, budget=1800.0):
@@ -27,3 +28,29 @@ def test_no_crossover_while_deae_wins_everywhere_and_budgets_are_read_apart():
                _row("emoji-100", "deae", 300.0, budget=600.0), _row("emoji-100", "dcgan-da", 200.0, budget=600.0)]
     by_budget = {c["budget_s"]: c["crossover_size"] for c in crossovers(summary)}
     assert by_budget == {600.0: 100, 1800.0: None}
+
+
+def test_earlier_rows_fill_only_the_cells_the_run_folder_lacks_and_keep_their_cpu():
+    found = [{"set": "mnist-300", "model": "deae", "seed": 1, "budget_s": 600.0, "fid": 80.0, "cpu": "new"}]
+    earlier = {"cpu": "old", "rows": [
+        {"set": "mnist-300", "model": "deae", "seed": 1, "budget_s": 600.0, "fid": 99.0},  # rerun: replaced
+        {"set": "mnist-300", "model": "deae", "seed": 0, "budget_s": 600.0, "fid": 86.7},
+        {"set": "mnist-300", "model": "dcgan-da", "seed": 1, "budget_s": 600.0, "fid": 108.8, "cpu": "other"}]}
+    merged = merge_earlier(found, earlier)
+    assert sorted((r["model"], r["seed"], r["fid"], r["cpu"]) for r in merged) == [
+        ("dcgan-da", 1, 108.8, "other"), ("deae", 0, 86.7, "old"), ("deae", 1, 80.0, "new")]
+    assert merge_earlier(found, {}) == found
+
+
+def test_pair_grid_puts_the_first_runs_samples_above_the_second_runs(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    np.save(tmp_path / "top.npy", np.zeros((40, 1, 32, 32), np.uint8))
+    np.save(tmp_path / "bottom.npy", np.full((40, 1, 32, 32), 200, np.uint8))
+    pair_grid(tmp_path / "top.npy", tmp_path / "bottom.npy", tmp_path / "g.png")
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    tile = 96 + 2  # 32 px enlarged 3x, a 2 px border
+    assert grid.shape == (8 * tile + 2, 8 * tile + 2)  # 32 + 32 samples, 8 to a row
+    assert grid[2:tile, 2:tile].max() == 0 and grid[3 * tile + 2:4 * tile, 7 * tile + 2:8 * tile].max() == 0
+    assert grid[4 * tile + 2:5 * tile, 2:tile].min() == 200 and grid[-tile:-2, -tile:-2].min() == 200
