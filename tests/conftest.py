@@ -20,6 +20,35 @@ AE_TINY = ["data.resolution=16", "data.limit=96", "train.batch_size=16", "train.
            "train.sample_every=1000", "train.checkpoint_every=12", "train.keep_checkpoints=10", "train.grid_size=4"]
 
 
+# steps of the digits (16 px) classifier judge the evaluation tests share: enough for the test bench's ladders
+DIGITS16_CLASSIFIER_STEPS = 150
+
+
+@pytest.fixture(scope="session")
+def digits16_classifier_cache(tmp_path_factory):
+    """A cache folder holding the digits (16 px) classifier feature network, trained once per session: training it
+    is most of what an evaluation test costs, and the tests that need this judge all need the same one."""
+    from latentforge.config import DataConfig
+    from latentforge.data import load_dataset
+    from latentforge.metrics.features.trained import load_or_train_features
+
+    root = tmp_path_factory.mktemp("classifier_cache")
+    train, held = (load_dataset(DataConfig(name="digits", resolution=16, split=split, cache=False))
+                   for split in ("train", "test"))
+    load_or_train_features(train, held, cache_dir=root, steps=DIGITS16_CLASSIFIER_STEPS, progress=False)
+    return root
+
+
+@pytest.fixture
+def digits16_classifier_in_cache(digits16_classifier_cache):
+    """The shared classifier copied into this test's own (isolated) cache, where `resolve_features` finds it."""
+    import shutil
+
+    from latentforge.data.fetch import default_cache_dir
+
+    shutil.copytree(digits16_classifier_cache / "featurenets", default_cache_dir() / "featurenets", dirs_exist_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own dataset/weights cache so nothing leaks between tests or from the user's machine."""

@@ -14,7 +14,7 @@ from latentforge.metrics.evaluate import dataset_features, evaluate
 from latentforge.metrics.features.trained import load_or_train_features
 from latentforge.metrics.memorisation import knn, memorisation_report, nn_grid
 
-from conftest import TINY
+from conftest import DIGITS16_CLASSIFIER_STEPS, TINY
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,17 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def features(digits, tmp_path_factory):
-    return load_or_train_features(*digits, cache_dir=tmp_path_factory.mktemp("fn"), steps=60, progress=False)
+def features(digits, digits16_classifier_cache):
+    return load_or_train_features(*digits, cache_dir=digits16_classifier_cache, steps=DIGITS16_CLASSIFIER_STEPS,
+                                  progress=False)
 
 
-def test_trained_feature_network_is_named_cached_and_useful(digits, features, tmp_path_factory):
+def test_trained_feature_network_is_named_cached_and_useful(digits, features, digits16_classifier_cache):
+    [cached] = (digits16_classifier_cache / "featurenets").glob("digits-*.safetensors")
+    written = cached.stat().st_mtime_ns
+    again = load_or_train_features(*digits, cache_dir=digits16_classifier_cache, steps=DIGITS16_CLASSIFIER_STEPS,
+                                   progress=False)
+    assert again.fingerprint == features.fingerprint and cached.stat().st_mtime_ns == written  # read, not retrained
     assert features.name == "lf-classifier-digits" and len(features.fingerprint) == 12
     assert features.info["objective"] == "classes" and features.info["heldout_accuracy"] > 0.6  # chance is 0.1
     f = features.extract(digits[0].get(torch.arange(8)))

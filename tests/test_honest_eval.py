@@ -15,6 +15,8 @@ from latentforge.metrics.memorisation import knn, pixel_rms
 from latentforge.metrics.testbench import EXPECTED_FLAGS, NOISE_LEVELS, known_generators, raised_flags, run_testbench
 from latentforge.utils.images import save_each
 
+from conftest import DIGITS16_CLASSIFIER_STEPS
+
 
 # --------------------------------------------------------------------------------------------- near-duplicates
 
@@ -146,10 +148,10 @@ def _check_bench(res: dict, junk_below: str = "noise-0.1") -> None:
     assert res["heldout"]["heldout_near_copy_fraction"] == 0.0
 
 
-def test_bench_on_a_builtin_set_with_the_classifier(tmp_path):
+def test_bench_on_a_builtin_set_with_the_classifier(tmp_path, digits16_classifier_in_cache):
     train = load_dataset(DataConfig(name="digits", resolution=16))
     held = load_dataset(DataConfig(name="digits", resolution=16, split="test"))
-    net = resolve_features("trained", train, held, progress=False, trained_steps=150)
+    net = resolve_features("trained", train, held, progress=False, trained_steps=DIGITS16_CLASSIFIER_STEPS)
     assert net.name == "lf-classifier-digits"
     gens = known_generators(train, held, n=1000)
     assert all(x.shape == (len(held), 1, 16, 16) for x in gens.values())  # capped at the held-out size
