@@ -302,6 +302,9 @@ def main() -> None:
                    help="only draw two runs' kept samples in one grid (see pair_grid)")
     add_pool_arguments(p, DEFAULT_OUT, ("--model",))
     args = p.parse_args()
+    missing = [f for f in [*(args.grid or [])[:2], args.earlier] if f is not None and not f.is_file()]
+    if missing:
+        p.error(f"no such file: {missing[0]}")
     if args.grid:
         pair_grid(*args.grid)
         return

@@ -33,9 +33,11 @@ def digits16_classifier_cache(tmp_path_factory):
     from latentforge.metrics.features.trained import load_or_train_features
 
     root = tmp_path_factory.mktemp("classifier_cache")
-    train, held = (load_dataset(DataConfig(name="digits", resolution=16, split=split, cache=False))
-                   for split in ("train", "test"))
-    load_or_train_features(train, held, cache_dir=root, steps=DIGITS16_CLASSIFIER_STEPS, progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # set up before any test's isolated cache: nothing may reach the user's
+        mp.setenv("LATENTFORGE_CACHE", str(root))
+        train, held = (load_dataset(DataConfig(name="digits", resolution=16, split=split, cache=False))
+                       for split in ("train", "test"))
+        load_or_train_features(train, held, cache_dir=root, steps=DIGITS16_CLASSIFIER_STEPS, progress=False)
     return root
 
 
