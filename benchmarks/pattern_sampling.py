@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import cell, print_table, write_record  # noqa: E402
-from small_data import fid_reference, heldout_for  # noqa: E402
+from small_data import fid_reference, heldout_for, shown_fid_key  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pattern_sampling.json"
 RULES = ("frequency", "uniform")
@@ -47,7 +47,7 @@ def score_run(run: Path, n: int, features: str) -> list[dict]:
         rows.append({"run": run.name, "set": set_name, "step": loaded.step, "rule": rule,
                      "feature_network": ev["feature_network"], "n_fake": ev["n_fake"],
                      "fid_reference": reference,
-                     "fid_shown": ev["fid_train"] if reference == "train" else ev["fid"],
+                     "fid_shown": ev[shown_fid_key(set_name)],
                      **{k: ev.get(k) for k in KEYS}})
     return rows
 

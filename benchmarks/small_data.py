@@ -86,6 +86,11 @@ def fid_reference(name: str) -> str:
     return "train" if set_parts(name)[1] <= 100 else "held-out"
 
 
+def shown_fid_key(name: str) -> str:
+    """The record key of the FID the table shows for a set: the one measured against `fid_reference(name)`."""
+    return "fid_train" if fid_reference(name) == "train" else "fid"
+
+
 def heldout_for(name: str):
     import torch
 
@@ -166,15 +171,14 @@ def aggregate(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["set"], r["budget_s"], r["model"]), []).append(r)
     out = []
     for (s, b, m), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), kv[0][1], kv[0][2])):
-        vs_train = fid_reference(s) == "train"
         row = {"set": s, "budget_s": b, "model": m, "seeds": len(rs), "steps": round(sum(r["steps"] for r in rs)
                                                                                       / len(rs)),
                "fid_reference": fid_reference(s), "feature_network": rs[0]["feature_network"],
                "memorised": any(r.get("memorisation_flag") for r in rs)}
         for k in KEYS[:-1]:
             row[k], row[k + "_std"] = mean_std([r.get(k) for r in rs])
-        row["fid_shown"], row["fid_shown_std"] = (row["fid_train"], row["fid_train_std"]) if vs_train else \
-            (row["fid"], row["fid_std"])
+        shown = shown_fid_key(s)
+        row["fid_shown"], row["fid_shown_std"] = row[shown], row[shown + "_std"]
         out.append(row)
     return out
 
