@@ -256,6 +256,29 @@ def print_table(summary: list[dict]) -> None:
                f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
 
 
+MODEL_NAMES = {"deae": "DeAE", "dcgan-da": "DCGAN + DA", "dcgan": "DCGAN (plain)", "deae-paper": "DeAE reference recipe"}
+
+
+def markdown_rows(rows: list[dict], summary: list[dict], sets: list[str]) -> list[str]:
+    """The docs' table lines for `sets`: one line per run and budget (`set, seed N`), then the mean ± std of the
+    cells with more than one seed (`set, K seeds`), in the column order of docs/complexity.md."""
+    def line(label: str, r: dict, fid: float, std: float | None = None) -> str:
+        shown = f"{fid:.1f}" + (f" ± {std:.1f}" if std is not None else "")
+        return (f"| {label} | {r['budget_s'] / 60:.0f} min | {MODEL_NAMES.get(r['model'], r['model'])} | "
+                f"{r['steps']:,} | {shown} | {fid_reference(r['set'])} | {cell(r, 'kid', '.3f')} | "
+                f"{cell(r, 'recall', '.2f')} | {cell(r, 'coverage', '.2f')} | {r['near_copy_fraction']:.3f} / "
+                f"{r['heldout_near_copy_fraction'] or 0:.3f} | {cell(r, 'nn_feature_ratio_vs_heldout', '.2f')} | "
+                f"{cell(r, 'sample_distinct_fraction', '.2f')} |")
+
+    out = []
+    for s in sets:
+        for r in sorted((r for r in rows if r["set"] == s), key=lambda r: (r["seed"], r["budget_s"], r["model"])):
+            out.append(line(f"{s}, seed {r['seed']}", r, r[shown_fid_key(s)]))
+        out += [line(f"{s}, {r['seeds']} seeds", r, r["fid_shown"], r["fid_shown_std"])
+                for r in summary if r["set"] == s and r["seeds"] > 1]
+    return out
+
+
 def plot_curves(summary: list[dict], path: Path) -> Path | None:
     """FID against training-set size, one panel per dataset, a line per model and budget (dashed 10 min, solid 30,
     dotted 60). The ~100-image points are FID against the training images (hollow), the others against held-out
@@ -302,6 +325,8 @@ def main() -> None:
     p.add_argument("--collect", type=Path, default=None, help="only re-read the rows of finished runs in this folder")
     p.add_argument("--earlier", type=Path, default=None,
                    help="a record written before (this benchmark's JSON) whose rows fill the cells RUNS lacks")
+    p.add_argument("--markdown", default=None, metavar="SETS",
+                   help="also print these sets' rows (comma-separated) as the docs' markdown table lines")
     p.add_argument("--grid", type=Path, nargs=3, metavar=("TOP_NPY", "BOTTOM_NPY", "PNG"), default=None,
                    help="only draw two runs' kept samples in one grid (see pair_grid)")
     add_pool_arguments(p, DEFAULT_OUT, ("--model",))
@@ -341,6 +366,8 @@ def main() -> None:
         rows = merge_earlier(rows, json.loads(args.earlier.read_text()))
     summary = aggregate(rows)
     print_table(summary)
+    if args.markdown:
+        print("\n".join(markdown_rows(rows, summary, args.markdown.split(","))))
     whole = whole_set_rows(summary)
     crossing = crossovers(summary + whole)
     for c in crossing:

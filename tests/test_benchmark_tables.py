@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from small_data import crossovers, merge_earlier, pair_grid  # noqa: E402
+from small_data import aggregate, crossovers, markdown_rows, merge_earlier, pair_grid  # noqa: E402
 
 
 def _row(set_name, model, fid, budget=1800.0):
@@ -54,3 +54,19 @@ def test_pair_grid_puts_the_first_runs_samples_above_the_second_runs(tmp_path):
     assert grid.shape == (8 * tile + 2, 8 * tile + 2)  # 32 + 32 samples, 8 to a row
     assert grid[2:tile, 2:tile].max() == 0 and grid[3 * tile + 2:4 * tile, 7 * tile + 2:8 * tile].max() == 0
     assert grid[4 * tile + 2:5 * tile, 2:tile].min() == 200 and grid[-tile:-2, -tile:-2].min() == 200
+
+
+def test_markdown_rows_show_each_seed_then_the_mean_with_the_fid_of_the_sets_reference():
+    def run(set_name, seed, fid, fid_train):
+        return {"set": set_name, "model": "deae", "seed": seed, "budget_s": 1800.0, "steps": 4000 + seed,
+                "fid": fid, "fid_train": fid_train, "kid": 0.1, "recall": 0.2, "coverage": 0.3,
+                "near_copy_fraction": 0.0, "heldout_near_copy_fraction": 0.002, "nn_feature_ratio_vs_heldout": 1.5,
+                "sample_distinct_fraction": 1.0, "feature_network": "effnet-lite0-imagenet"}
+    rows = [run("mnist-100", 0, 99.0, 40.0), run("mnist-100", 1, 99.0, 50.0), run("mnist-300", 0, 30.0, 9.0)]
+    lines = markdown_rows(rows, aggregate(rows), ["mnist-100", "mnist-300"])
+    assert [line.split(" | ")[:6] for line in lines] == [
+        ["| mnist-100, seed 0", "30 min", "DeAE", "4,000", "40.0", "train"],
+        ["| mnist-100, seed 1", "30 min", "DeAE", "4,001", "50.0", "train"],
+        ["| mnist-100, 2 seeds", "30 min", "DeAE", "4,000", "45.0 ± 7.1", "train"],  # the sample std
+        ["| mnist-300, seed 0", "30 min", "DeAE", "4,000", "30.0", "held-out"]]
+    assert all(line.count("|") == 13 for line in lines)
