@@ -334,6 +334,11 @@ def main() -> None:
     missing = [f for f in [*(args.grid or [])[:2], args.earlier] if f is not None and not f.is_file()]
     if missing:
         p.error(f"no such file: {missing[0]}")
+    if args.collect is not None and not args.collect.is_dir():
+        p.error(f"--collect: no such folder: {args.collect}")
+    unknown = [s for s in (args.markdown or "").split(",") if s and s not in SETS]
+    if unknown:
+        p.error(f"--markdown: no set named {unknown[0]!r} (sets: {', '.join(SETS)})")
     if args.grid:
         pair_grid(*args.grid)
         return
