@@ -240,17 +240,23 @@ def pair_grid(top: Path, bottom: Path, png: Path, n: int = 32) -> None:
     save_png(make_grid(images, nrow=8, min_tile=96), png)
 
 
+# The columns after FID, shared by the printed table and the docs' markdown lines: (title, width, cell).
+QUALITY_COLUMNS = [
+    ("KID", ">7", lambda r: cell(r, "kid", ".3f")),
+    ("recall", ">6", lambda r: cell(r, "recall", ".2f")),
+    ("cover", ">6", lambda r: cell(r, "coverage", ".2f")),
+    ("copies", ">13", lambda r: f"{r['near_copy_fraction']:.3f} / {r['heldout_near_copy_fraction'] or 0:.3f}"),
+    ("NN ratio", ">8", lambda r: cell(r, "nn_feature_ratio_vs_heldout", ".2f")),
+    ("distinct", ">8", lambda r: cell(r, "sample_distinct_fraction", ".2f"))]
+
+
 def print_table(summary: list[dict]) -> None:
     print_rows(summary, [
         ("set", "<10", lambda r: r["set"]), ("budget", ">6", lambda r: f"{r['budget_s']:.0f}"),
         ("model", "<10", lambda r: r["model"]), ("n", ">2", lambda r: str(r["seeds"])),
         ("steps", ">6", lambda r: str(r["steps"])),
         ("FID", ">15", lambda r: f"{r['fid_shown']:.1f}±{r['fid_shown_std']:.1f}"),
-        ("vs", ">8", lambda r: r["fid_reference"]), ("KID", ">7", lambda r: cell(r, "kid", ".3f")),
-        ("recall", ">6", lambda r: cell(r, "recall", ".2f")), ("cover", ">6", lambda r: cell(r, "coverage", ".2f")),
-        ("copies", ">13", lambda r: f"{r['near_copy_fraction']:.3f}/{r['heldout_near_copy_fraction'] or 0:.3f}"),
-        ("NN ratio", ">8", lambda r: cell(r, "nn_feature_ratio_vs_heldout", ".2f")),
-        ("distinct", ">8", lambda r: cell(r, "sample_distinct_fraction", ".2f"))],
+        ("vs", ">8", lambda r: r["fid_reference"]), *QUALITY_COLUMNS],
         flag=lambda r: "  MEMORISES" if r["memorised"] else "",
         footer=f"feature network: {', '.join(sorted({r['feature_network'] for r in summary}))}; copies = near-copy "
                f"fraction of samples / of held-out images (the rate a fresh draw of the data has)")
@@ -265,10 +271,8 @@ def markdown_rows(rows: list[dict], summary: list[dict], sets: list[str]) -> lis
     def line(label: str, r: dict, fid: float, std: float | None = None) -> str:
         shown = f"{fid:.1f}" + (f" ± {std:.1f}" if std is not None else "")
         return (f"| {label} | {r['budget_s'] / 60:.0f} min | {MODEL_NAMES.get(r['model'], r['model'])} | "
-                f"{r['steps']:,} | {shown} | {fid_reference(r['set'])} | {cell(r, 'kid', '.3f')} | "
-                f"{cell(r, 'recall', '.2f')} | {cell(r, 'coverage', '.2f')} | {r['near_copy_fraction']:.3f} / "
-                f"{r['heldout_near_copy_fraction'] or 0:.3f} | {cell(r, 'nn_feature_ratio_vs_heldout', '.2f')} | "
-                f"{cell(r, 'sample_distinct_fraction', '.2f')} |")
+                f"{r['steps']:,} | {shown} | {fid_reference(r['set'])} | "
+                + " | ".join(value(r) for _, _, value in QUALITY_COLUMNS) + " |")
 
     out = []
     for s in sets:
